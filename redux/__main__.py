@@ -1,0 +1,3 @@
+from redux.cli import app
+
+app(prog_name="redux")

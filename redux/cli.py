@@ -1,0 +1,138 @@
+"""`redux`: the user's surface (see README)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console as RichConsole
+from rich.table import Table
+
+from redux.config import ConfigError, RunConfig, config_to_yaml, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="alpamayo-redux: closed-loop rollouts and training")
+bench_app = typer.Typer(no_args_is_help=True, help="measure throughput to tune the system")
+app.add_typer(bench_app, name="bench")
+
+ConfigArg = Annotated[Optional[Path], typer.Argument(help="experiment YAML (configs/…); defaults if omitted")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a key: --set learner.steps=10")]
+
+
+def _config(path: Path | None, overrides: list[str] | None) -> RunConfig:
+    try:
+        return load_config(path, overrides or [])
+    except ConfigError as err:
+        typer.secho(f"config error: {err}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def _write_json(out: Path, name: str, data: dict) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+@app.command()
+def run(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    resume: Annotated[Optional[Path], typer.Option(help="continue a previous run directory")] = None,
+):
+    """The main job: rollout actors + Redis buffer + DeepSpeed learner, with a live console."""
+    from redux.actors.job import run_job
+
+    if resume is not None and config is None:
+        config = resume / "config.yaml"
+    cfg = _config(config, set_)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    summary = run_job(cfg, resume=resume)
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "buffer"}, indent=2))
+
+
+@app.command()
+def console(
+    redis: Annotated[str, typer.Option(help="the job's Redis URL (printed in its console title)")],
+    run: Annotated[Optional[str], typer.Option(help="run name; the most recently active one if omitted")] = None,
+    seconds: Annotated[Optional[float], typer.Option(help="stop after this long (default: until Ctrl-C)")] = None,
+):
+    """Attach to a running job's stats stream."""
+    from redux.buffer.connection import RedisUnreachable
+    from redux.console import attach
+
+    try:
+        attach(redis, run, RunConfig(), seconds)
+    except (RedisUnreachable, LookupError) as err:
+        typer.secho(str(err), fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("config")
+def show_config(config: ConfigArg = None, set_: SetOpt = None):
+    """Print the fully resolved config: every effective key and its value."""
+    typer.echo(config_to_yaml(_config(config, set_)), nl=False)
+
+
+def _table(title: str, rows: list[dict]) -> None:
+    table = Table(title=title)
+    for key in rows[0]:
+        table.add_column(key, justify="right")
+    for row in rows:
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+    RichConsole().print(table)
+
+
+@bench_app.command("actors")
+def bench_actors(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    actors: Annotated[str, typer.Option(help="comma-separated actor counts")] = "1,2",
+    seconds: Annotated[float, typer.Option(help="measurement time per point")] = 20.0,
+    out: Annotated[Path, typer.Option(help="directory for bench.json")] = Path("runs/bench-actors"),
+):
+    """Rollout throughput per actor count, and its ratio to the same work in-process."""
+    from redux.bench.actors import run_actor_bench
+
+    cfg = _config(config, set_)
+    counts = [int(x) for x in actors.split(",") if x.strip()]
+    result = run_actor_bench(cfg, counts, seconds, progress=lambda row: typer.echo(f"  measured N={row['actors']}"))
+    path = _write_json(out, "bench.json", result)
+    _table("redux bench actors", result["rows"])
+    typer.echo(f"wrote {path}")
+
+
+@bench_app.command("learner")
+def bench_learner(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    steps: Annotated[int, typer.Option(help="optimiser steps per trainer")] = 30,
+    out: Annotated[Path, typer.Option()] = Path("runs/bench-learner"),
+):
+    """Learner samples/s: DeepSpeed vs a plain torch loop on the same model and batches."""
+    from redux.bench.learner import run_learner_bench
+
+    result = run_learner_bench(_config(config, set_), steps)
+    path = _write_json(out, "bench.json", result)
+    _table("redux bench learner", result["rows"] if "rows" in result else [result])
+    typer.echo(f"wrote {path}")
+
+
+@bench_app.command("sync")
+def bench_sync(
+    sizes_mb: Annotated[str, typer.Option(help="comma-separated model sizes in MB")] = "1,16,128",
+    transports: Annotated[str, typer.Option(help="comma-separated: object_store,redis")] = "object_store,redis",
+    repeats: Annotated[int, typer.Option()] = 3,
+    out: Annotated[Path, typer.Option()] = Path("runs/bench-sync"),
+):
+    """Weight publish → loaded latency per transport and model size."""
+    from redux.bench.sync import run_sync_bench
+
+    sizes = [float(x) for x in sizes_mb.split(",") if x.strip()]
+    names = [x.strip() for x in transports.split(",") if x.strip()]
+    result = run_sync_bench(sizes, names, repeats)
+    path = _write_json(out, "bench.json", result)
+    _table("redux bench sync", result["rows"])
+    typer.echo(f"wrote {path}")

@@ -1,0 +1,169 @@
+"""The one place every default lives.
+
+User-facing configuration is pydantic with ``extra="forbid"`` so that a mistyped
+key is an error, never a silently ignored setting. Experiments are YAML files in
+``configs/`` validated against :class:`RunConfig`; ``--set a.b=v`` overrides are
+applied to the YAML tree before validation so they get the same checks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SimConfig(_Section):
+    """The simulator behind every rollout actor's sessions."""
+
+    kind: Literal["lane"] = "lane"
+    sessions_per_actor: int = Field(2, ge=1, description="sessions one actor steps together and batches into one policy call")
+    episode_steps: int = Field(80, ge=1, description="policy steps per episode (10 Hz) after the warm-up")
+    warmup_steps: int = Field(17, ge=16, description="recorded-drive replay before the policy takes over (1.7 s, as Alpasim)")
+    controller_delay_steps: int = Field(2, ge=0, description="plan-to-actuator delay in 0.1 s steps (200 ms, as RoaD)")
+    lane_width_m: float = 3.5
+    shoulder_m: float = 0.5
+    speed_limit_mps: tuple[float, float] = (8.0, 14.0)
+    max_curvature: float = Field(1 / 60, ge=0.0, description="|curvature| of the road arc is drawn up to this (1/m)")
+    lead_gap_m: tuple[float, float] = (15.0, 35.0)
+    lead_brake_probability: float = Field(0.5, ge=0.0, le=1.0)
+    bev_pixels: int = Field(48, ge=8, description="side of the ego-centric BEV raster")
+    bev_metres_per_pixel: float = 1.0
+    bev_frames: int = Field(2, ge=1, description="frame history of the BEV camera (motion is visible from two)")
+
+
+class PolicyConfig(_Section):
+    """The policy replica each actor holds and the learner trains."""
+
+    kind: Literal["bev-planner"] = "bev-planner"
+    engine: Literal["torch"] = "torch"
+    hidden: int = Field(128, ge=8)
+    channels: int = Field(16, ge=1, description="conv channels of the BEV encoder")
+    num_samples: int = Field(1, ge=1, description="plans sampled per observation (K)")
+    sample_std: float = Field(0.1, ge=0.0, description="std of plan samples in normalised action units")
+    torch_threads: int = Field(1, ge=1, description="intra-op threads per replica; actors share few cores")
+
+
+class ActorsConfig(_Section):
+    num: int = Field(2, ge=1)
+    generator: Literal["bc"] = Field("bc", description="what actors produce: bc = on-policy rollouts labelled with the expert plan")
+    rollout_steps: int = Field(16, ge=1, description="policy steps per session in one rollout record")
+    max_in_flight: int = Field(1, ge=1, description="sample calls queued per actor (bounded with ray.wait)")
+    max_restarts: int = Field(3, ge=0)
+    num_cpus: float = Field(0.5, gt=0.0, description="Ray CPU request per actor; fractional so actors and learner share a small machine")
+
+
+class BufferConfig(_Section):
+    redis_url: str | None = Field(None, description="external Redis; None starts an embedded redis-server on loopback")
+    capacity: int = Field(256, ge=1, description="records the stream holds before producers block")
+    max_staleness: int = Field(4, ge=0, description="learner drops records older than this many weight versions")
+    put_timeout_s: float = Field(60.0, gt=0.0, description="how long a producer blocks on a full buffer before failing")
+    take_block_ms: int = Field(1000, ge=1, description="how long one take waits for new records")
+    reclaim_idle_ms: int = Field(30_000, ge=1, description="records pending this long on a consumer are reclaimed")
+    connect_timeout_s: float = Field(8.0, gt=0.0, description="how long to try before declaring Redis unreachable")
+    append_only: bool = Field(False, description="AOF persistence for the embedded server")
+
+
+class LearnerConfig(_Section):
+    steps: int = Field(40, ge=1)
+    rollouts_per_step: int = Field(4, ge=1, description="records taken per optimiser step")
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    grad_clip: float = Field(1.0, ge=0.0)
+    zero_stage: int = Field(0, ge=0, le=3)
+    publish_every: int = Field(5, ge=1, description="optimiser steps between weight publishes")
+    checkpoint_every: int = Field(20, ge=1)
+    weight_transport: Literal["object_store", "redis"] = "object_store"
+    num_cpus: float = Field(1.0, gt=0.0)
+    torch_threads: int = Field(1, ge=1)
+    take_timeout_s: float = Field(120.0, gt=0.0, description="a learner step with no data for this long fails the run")
+
+
+class ConsoleConfig(_Section):
+    refresh_s: float = Field(1.0, gt=0.0, le=1.0)
+    log_every_s: float = Field(5.0, gt=0.0, description="period of plain log lines when stdout is not a terminal")
+
+
+class RayConfig(_Section):
+    address: str | None = Field(None, description="None starts a local cluster; 'auto' joins a running one")
+    num_cpus: int | None = Field(None, description="local cluster size; None = all cores")
+
+
+class RunConfig(_Section):
+    name: str = "run"
+    seed: int = 0
+    runs_dir: str = "runs"
+    sim: SimConfig = SimConfig()
+    policy: PolicyConfig = PolicyConfig()
+    actors: ActorsConfig = ActorsConfig()
+    buffer: BufferConfig = BufferConfig()
+    learner: LearnerConfig = LearnerConfig()
+    console: ConsoleConfig = ConsoleConfig()
+    ray: RayConfig = RayConfig()
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not validate; the message names key and file."""
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form a.b=value")
+    key, raw = item.split("=", 1)
+    if not key:
+        raise ConfigError(f"override {item!r} has an empty key")
+    return key.split("."), yaml.safe_load(raw) if raw != "" else ""
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        path, value = _parse_override(item)
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[path[-1]] = value
+    return tree
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}' in {source}")
+        else:
+            lines.append(f"invalid value for '{key}' in {source}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML experiment, apply ``a.b=v`` overrides, validate."""
+    source = str(path) if path else "<defaults>"
+    tree: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {source} does not exist")
+        loaded = yaml.safe_load(p.read_text())
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{source} must hold a mapping at the top level")
+        tree = loaded or {}
+    if overrides:
+        source = f"{source} (with --set {' '.join(overrides)})"
+        tree = apply_overrides(tree, overrides)
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, source)) from None
+
+
+def config_to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

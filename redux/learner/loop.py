@@ -1,0 +1,114 @@
+"""The learner: rollout records in, behaviour-cloning steps, versioned weights out.
+
+A plain class so that a notebook can drive it; the Ray glue wraps it in an actor.
+The driver calls :meth:`LearnerLoop.initial_handle` once to hand replicas the
+weights they start from, then :meth:`LearnerLoop.train` in chunks, forwarding each
+new handle to the replicas.
+
+Delivery is at-least-once: a record is acked only after the optimiser step that used
+it, so a learner that dies mid-step loses nothing (the buffer hands the record out
+again). Weight version k is the k-th publish; version 0 is the initial weights.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from redux.buffer.connection import connect
+from redux.buffer.rollout_buffer import RolloutBuffer
+from redux.buffer.stats_channel import StatsChannel
+from redux.config import RunConfig
+from redux.learner.batch import collate
+from redux.learner.deepspeed_trainer import DeepSpeedTrainer
+from redux.learner.intake import gather_rollouts, staleness
+from redux.learner.objectives import OBJECTIVES
+from redux.learner.telemetry import LearnerTelemetry
+from redux.learner.weight_transport import WeightHandle, make_transport
+from redux.policy import build_model
+
+
+class LearnerLoop:
+    def __init__(
+        self, cfg: RunConfig, run_dir: Path, redis_url: str, namespace: str, resume_from: Path | None = None
+    ):
+        torch.set_num_threads(cfg.learner.torch_threads)
+        torch.manual_seed(cfg.seed)  # the same seed gives replicas built from cfg the same initial weights
+        self.cfg = cfg
+        self.checkpoint_dir = Path(run_dir) / "checkpoints"
+        # Behaviour cloning is the objective the rollout records carry targets for.
+        self.objective = OBJECTIVES["bc"]
+        self.trainer = DeepSpeedTrainer(build_model(cfg.policy, cfg.sim), cfg.learner)
+        self.step = 0
+        self.version = 0
+        if resume_from is not None:
+            state = self.trainer.load(Path(resume_from) / "checkpoints")
+            self.step, self.version = state["step"], state["version"]
+
+        self._client = connect(redis_url, cfg.buffer.connect_timeout_s)
+        # One consumer name per process: a restarted learner must not pose as its
+        # predecessor, whose un-acked records the buffer reclaims once they idle.
+        self.buffer = RolloutBuffer(self._client, namespace, cfg.buffer, consumer=f"learner-{os.getpid()}")
+        self.telemetry = LearnerTelemetry(StatsChannel(self._client, namespace), Path(run_dir) / "tb")
+        self.transport = make_transport(
+            cfg.learner.weight_transport,
+            redis_url=redis_url,
+            namespace=namespace,
+            connect_timeout_s=cfg.buffer.connect_timeout_s,
+        )
+        self._handle: WeightHandle | None = None
+
+    def initial_handle(self) -> WeightHandle:
+        """The current weights under the current version: v0 on a fresh run, the
+        checkpoint's version on resume. Publishes them on the first call only."""
+        if self._handle is None:
+            self._handle = self._publish_as(self.version)
+        return self._handle
+
+    def publish(self) -> WeightHandle:
+        """The current weights as a new version."""
+        self.version += 1
+        self._handle = self._publish_as(self.version)
+        return self._handle
+
+    def train(self, num_steps: int) -> dict[str, Any]:
+        """Up to ``num_steps`` optimiser steps, never past ``learner.steps`` in total.
+
+        Raises LearnerStarved when no usable record arrives for ``learner.take_timeout_s``.
+        """
+        learner = self.cfg.learner
+        self.telemetry.begin_call()
+        handle = None
+        for _ in range(min(num_steps, learner.steps - self.step)):
+            start = time.monotonic()
+            taken = gather_rollouts(self.buffer, learner.rollouts_per_step, self.version, learner.take_timeout_s)
+            lags = staleness(taken, self.version)
+            batch = collate([t.record for t in taken], self.objective.batch_keys)
+            metrics = self.trainer.step(batch, self.objective)
+            self.buffer.ack([t.id for t in taken])
+            self.step += 1
+            if self.step % learner.publish_every == 0:
+                handle = self.publish()
+            # After the publish, so that a checkpoint's version names its weights.
+            if self.step % learner.checkpoint_every == 0 or self.step >= learner.steps:
+                self.checkpoint()
+            samples = next(iter(batch.values())).shape[0]
+            self.telemetry.record_step(self.step, self.version, start, samples, lags, metrics)
+        return self.telemetry.summary(self.step, self.version, handle, done=self.step >= learner.steps)
+
+    def checkpoint(self) -> Path:
+        return self.trainer.save(self.checkpoint_dir, {"step": self.step, "version": self.version})
+
+    def close(self) -> None:
+        self.telemetry.close()
+        self._client.close()
+
+    def _publish_as(self, version: int) -> WeightHandle:
+        start = time.perf_counter()
+        handle = self.transport.publish(self.trainer.named_weights(), version)
+        self.telemetry.record_publish((time.perf_counter() - start) * 1e3)
+        return handle

@@ -1,0 +1,46 @@
+import pytest
+import yaml
+
+from redux.config import ConfigError, RunConfig, config_to_yaml, load_config
+
+
+def test_defaults_validate_and_round_trip(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(config_to_yaml(RunConfig()))
+    assert load_config(path) == RunConfig()
+
+
+def test_quickstart_config_loads():
+    cfg = load_config("configs/quickstart.yaml")
+    assert cfg.name == "quickstart" and cfg.actors.num == 2
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump({"learner": {"stpes": 3}}))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "learner.stpes" in str(err.value) and str(path) in str(err.value)
+
+
+def test_bad_value_names_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"actors": {"num": 0}}))
+    with pytest.raises(ConfigError, match="actors.num"):
+        load_config(path)
+
+
+def test_overrides_are_typed_and_validated():
+    cfg = load_config(None, ["learner.steps=7", "buffer.redis_url=redis://h:1/0", "sim.speed_limit_mps=[5, 6]"])
+    assert cfg.learner.steps == 7
+    assert cfg.buffer.redis_url == "redis://h:1/0"
+    assert cfg.sim.speed_limit_mps == (5.0, 6.0)
+    with pytest.raises(ConfigError, match="learner.nope"):
+        load_config(None, ["learner.nope=1"])
+    with pytest.raises(ConfigError, match="not of the form"):
+        load_config(None, ["learner.steps"])
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "absent.yaml")
