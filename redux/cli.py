@@ -44,12 +44,17 @@ def run(
 ):
     """The main job: rollout actors + Redis buffer + DeepSpeed learner, with a live console."""
     from redux.actors.job import run_job
+    from redux.buffer.connection import RedisUnreachable
 
     if resume is not None and config is None:
         config = resume / "config.yaml"
     cfg = _config(config, set_)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    summary = run_job(cfg, resume=resume)
+    try:
+        summary = run_job(cfg, resume=resume)
+    except RedisUnreachable as err:
+        typer.secho(str(err), fg="red", err=True)
+        raise typer.Exit(1) from None
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "buffer"}, indent=2))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class _Section(BaseModel):
@@ -66,11 +66,12 @@ class BufferConfig(_Section):
     put_timeout_s: float = Field(60.0, gt=0.0, description="how long a producer blocks on a full buffer before failing")
     take_block_ms: int = Field(1000, ge=1, description="how long one take waits for new records")
     reclaim_idle_ms: int = Field(30_000, ge=1, description="records pending this long on a consumer are reclaimed")
-    connect_timeout_s: float = Field(8.0, gt=0.0, description="how long to try before declaring Redis unreachable")
+    connect_timeout_s: float = Field(5.0, gt=0.0, description="how long to try before declaring Redis unreachable")
     append_only: bool = Field(False, description="AOF persistence for the embedded server")
 
 
 class LearnerConfig(_Section):
+    objective: Literal["bc"] = Field("bc", description="training objective, by name (redux/learner/objectives)")
     steps: int = Field(40, ge=1)
     rollouts_per_step: int = Field(4, ge=1, description="records taken per optimiser step")
     lr: float = Field(1e-3, gt=0.0)
@@ -78,11 +79,22 @@ class LearnerConfig(_Section):
     grad_clip: float = Field(1.0, ge=0.0)
     zero_stage: int = Field(0, ge=0, le=3)
     publish_every: int = Field(5, ge=1, description="optimiser steps between weight publishes")
-    checkpoint_every: int = Field(20, ge=1)
+    checkpoint_every: int = Field(20, ge=1, description="a multiple of publish_every, so a checkpoint's version names its weights")
+    keep_checkpoints: int = Field(3, ge=1, description="older checkpoints are deleted")
     weight_transport: Literal["object_store", "redis"] = "object_store"
     num_cpus: float = Field(1.0, gt=0.0)
     torch_threads: int = Field(1, ge=1)
     take_timeout_s: float = Field(120.0, gt=0.0, description="a learner step with no data for this long fails the run")
+
+    @model_validator(mode="after")
+    def _checkpoints_hold_published_weights(self) -> LearnerConfig:
+        # on resume the checkpoint's weights are served under its version without a
+        # new publish; weights newer than their version would go unnoticed by replicas
+        if self.checkpoint_every % self.publish_every:
+            raise ValueError(
+                f"checkpoint_every ({self.checkpoint_every}) must be a multiple of publish_every ({self.publish_every})"
+            )
+        return self
 
 
 class ConsoleConfig(_Section):

@@ -155,6 +155,8 @@ class Console:
         if self.interactive:
             self._live = Live(console=RichConsole(file=self.out), refresh_per_second=max(1, round(1 / cfg.refresh_s)))
             self._live.start()
+        else:
+            print(title, file=self.out, flush=True)
 
     def update(self, snap: dict) -> None:
         if self._live is not None:

@@ -80,6 +80,7 @@ def run_job(cfg: RunConfig, resume: Path | None = None, console_out=None) -> dic
     namespace = f"redux:{run_dir.name}"
     started = time.time()
     with redis_for(cfg, run_dir) as redis_url:
+        connect(redis_url, cfg.buffer.connect_timeout_s).close()  # fail fast, before Ray starts
         own_ray = start_ray(cfg, sim_slots=cfg.actors.num)
         try:
             summary = _drive(cfg, run_dir, redis_url, namespace, resume, console_out)

@@ -43,7 +43,7 @@ def distributed_rate(cfg: RunConfig, num_actors: int, seconds: float, redis_url:
     consumer_cfg.learner.steps = 2**62  # consume for as long as the measurement lasts
     consumer_cfg.learner.take_timeout_s = 1.0  # so that the consumer notices the stop quickly
     namespace = f"redux:{run_dir.name}"
-    learner = SimulatedLearner(consumer_cfg, run_dir, redis_url, namespace)
+    learner = SimulatedLearner(consumer_cfg, redis_url, namespace)
     manager = ActorManager(cfg, redis_url, namespace, num_actors=num_actors)
     stop = threading.Event()
     # the consumer runs beside the driver loop so that actors are topped up while it waits for data

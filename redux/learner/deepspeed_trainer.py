@@ -9,6 +9,7 @@ size are only bookkeeping (``train_batch_size`` counts records per step).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class DeepSpeedTrainer:
                 "params": {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "torch_adam": True},
             },
         }
+        self.keep_checkpoints = cfg.keep_checkpoints
         self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
 
     @property
@@ -66,6 +68,8 @@ class DeepSpeedTrainer:
         """A checkpoint tagged by optimiser step; DeepSpeed's ``latest`` file points at it."""
         tag = f"step{self.engine.global_steps:08d}"
         self.engine.save_checkpoint(str(directory), tag=tag, client_state={_CLIENT_STATE_KEY: client_state})
+        for old in sorted(Path(directory).glob("step*"))[: -self.keep_checkpoints]:
+            shutil.rmtree(old)
         return Path(directory) / tag
 
     def load(self, directory: Path) -> dict[str, Any]:

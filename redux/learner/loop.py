@@ -40,8 +40,7 @@ class LearnerLoop:
         torch.manual_seed(cfg.seed)  # the same seed gives replicas built from cfg the same initial weights
         self.cfg = cfg
         self.checkpoint_dir = Path(run_dir) / "checkpoints"
-        # Behaviour cloning is the objective the rollout records carry targets for.
-        self.objective = OBJECTIVES["bc"]
+        self.objective = OBJECTIVES[cfg.learner.objective]
         self.trainer = DeepSpeedTrainer(build_model(cfg.policy, cfg.sim), cfg.learner)
         self.step = 0
         self.version = 0
@@ -91,7 +90,8 @@ class LearnerLoop:
             metrics = self.trainer.step(batch, self.objective)
             self.buffer.ack([t.id for t in taken])
             self.step += 1
-            if self.step % learner.publish_every == 0:
+            # the last step publishes too, so the final checkpoint's weights have a version
+            if self.step % learner.publish_every == 0 or self.step >= learner.steps:
                 handle = self.publish()
             # After the publish, so that a checkpoint's version names its weights.
             if self.step % learner.checkpoint_every == 0 or self.step >= learner.steps:

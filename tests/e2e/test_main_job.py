@@ -113,3 +113,23 @@ def test_resume_continues_steps_and_version_and_survives_a_corrupt_record(first_
     assert after["weight_version_final"] == before["weight_version_final"] + 2
     assert after["rollouts_dead_lettered"] == 1
     assert after["rollouts_consumed"] > 0
+
+
+def test_unreachable_redis_is_a_clear_error_naming_the_url(tmp_path):
+    started = time.monotonic()
+    done = subprocess.run(
+        REDUX + ["run", "configs/quickstart.yaml", "--set", f"runs_dir={tmp_path}",
+                 "--set", "buffer.redis_url=redis://:secret@127.0.0.1:9/0"],
+        capture_output=True, text=True, timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1
+    assert "127.0.0.1:9" in done.stderr and "secret" not in done.stderr
+    assert elapsed < 15, f"took {elapsed:.1f} s including interpreter start-up"
+
+
+def test_mistyped_key_names_key_and_file():
+    done = subprocess.run(REDUX + ["run", "configs/quickstart.yaml", "--set", "learner.stpes=3"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "learner.stpes" in done.stderr and "configs/quickstart.yaml" in done.stderr

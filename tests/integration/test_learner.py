@@ -126,6 +126,17 @@ def test_checkpoint_restores_weights_optimiser_and_client_state(tmp_path):
     assert all(torch.equal(expected[k], actual[k]) for k in expected)
 
 
+def test_old_checkpoints_are_pruned(tmp_path):
+    cfg = small_cfg(keep_checkpoints=2)
+    batch = fixed_batch(cfg)
+    trainer = trainer_for(cfg, seed=0)
+    for step in range(4):
+        trainer.step(batch, BC)
+        trainer.save(tmp_path, {"step": step + 1, "version": 0})
+    assert sorted(p.name for p in tmp_path.glob("step*")) == ["step00000003", "step00000004"]
+    assert trainer_for(cfg, seed=1).load(tmp_path) == {"step": 4, "version": 0}
+
+
 def test_load_without_a_checkpoint_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="no DeepSpeed checkpoint"):
         trainer_for(small_cfg(), seed=0).load(tmp_path)
@@ -148,7 +159,7 @@ def test_named_weights_load_strictly_into_a_replica():
 def test_learner_loop_trains_acks_publishes_checkpoints_and_resumes(redis_url, tmp_path):
     namespace = "test:learner-loop"
     run_dir = tmp_path / "run"
-    cfg = small_cfg(steps=4, rollouts_per_step=2, publish_every=2, checkpoint_every=3)
+    cfg = small_cfg(steps=4, rollouts_per_step=2, publish_every=2, checkpoint_every=2)
     buffer = RolloutBuffer.from_url(redis_url, namespace, cfg.buffer, consumer="checker")
     buffer.put(real_records(cfg, 8))
 
@@ -180,10 +191,10 @@ def test_learner_loop_trains_acks_publishes_checkpoints_and_resumes(redis_url, t
     assert expected_fields <= steps[0].keys()
     assert steps[0]["samples"] == 2 * cfg.actors.rollout_steps
     assert any((run_dir / "tb").glob("events.out.tfevents*"))
-    # checkpoint_every=3, and the last step
-    assert sorted(p.name for p in (run_dir / "checkpoints").glob("step*")) == ["step00000003", "step00000004"]
+    # checkpoint_every=2
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("step*")) == ["step00000002", "step00000004"]
 
-    resumed_cfg = small_cfg(steps=6, rollouts_per_step=2, publish_every=2, checkpoint_every=3)
+    resumed_cfg = small_cfg(steps=6, rollouts_per_step=2, publish_every=2, checkpoint_every=2)
     resumed = LearnerLoop(resumed_cfg, run_dir, redis_url, namespace, resume_from=run_dir)
     try:
         assert (resumed.step, resumed.version) == (4, 2)
@@ -203,6 +214,21 @@ def test_learner_loop_trains_acks_publishes_checkpoints_and_resumes(redis_url, t
         assert stats.produced == stats.acked + stats.dropped_stale + stats.dead_lettered + stats.depth
     finally:
         resumed.close()
+
+
+def test_the_last_step_publishes_so_the_final_checkpoint_has_a_version(redis_url, tmp_path):
+    cfg = small_cfg(steps=3, rollouts_per_step=1, publish_every=2, checkpoint_every=2)
+    namespace = "test:final-publish"
+    RolloutBuffer.from_url(redis_url, namespace, cfg.buffer).put(synthetic_records(cfg, 3, version=0))
+    learner = LearnerLoop(cfg, tmp_path, redis_url, namespace)
+    try:
+        result = learner.train(3)
+        assert (result["step"], result["version"], result["handle"].version) == (3, 2, 2)
+        published = fetch_weights(result["handle"])
+        final = learner.trainer.named_weights()
+        assert all(torch.equal(published[k], final[k]) for k in final)
+    finally:
+        learner.close()
 
 
 def test_a_learner_with_no_data_fails_clearly(redis_url, tmp_path):

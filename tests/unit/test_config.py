@@ -44,3 +44,9 @@ def test_overrides_are_typed_and_validated():
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_checkpoints_must_fall_on_publishes():
+    with pytest.raises(ConfigError, match="multiple of publish_every"):
+        load_config(None, ["learner.publish_every=3", "learner.checkpoint_every=10"])
+    assert load_config(None, ["learner.publish_every=3", "learner.checkpoint_every=9"]).learner.checkpoint_every == 9
