@@ -54,7 +54,7 @@ class ActorsConfig(_Section):
     num: int = Field(2, ge=1)
     generator: Literal["bc"] = Field("bc", description="what actors produce: bc = on-policy rollouts labelled with the expert plan")
     rollout_steps: int = Field(16, ge=1, description="policy steps per session in one rollout record")
-    max_in_flight: int = Field(1, ge=1, description="sample calls queued per actor (bounded with ray.wait)")
+    max_in_flight: int = Field(2, ge=1, description="sample calls queued per actor (bounded with ray.wait); 2 hides the call round trip")
     max_restarts: int = Field(3, ge=0)
     num_cpus: float = Field(0.5, gt=0.0, description="Ray CPU request per actor; fractional so actors and learner share a small machine")
 

@@ -85,7 +85,10 @@ class ActorManager:
     def _collect(self, timeout_s: float) -> list[dict]:
         if not self.pending:
             return []
-        ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=timeout_s)
+        # return as soon as one call finishes (its actor must not idle), with whatever else is done
+        ready, rest = ray.wait(list(self.pending), num_returns=1, timeout=timeout_s)
+        if ready and rest:
+            ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
         reports = []
         for ref in ready:
             index, sent_version = self.pending.pop(ref)

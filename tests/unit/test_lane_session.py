@@ -78,3 +78,12 @@ def test_frenet_round_trip(curvature):
     s2, d2 = road.to_frenet(world[:, 0], world[:, 1])
     np.testing.assert_allclose(s2, s, atol=1e-6)
     np.testing.assert_allclose(d2, d, atol=1e-6)
+
+
+@pytest.mark.parametrize("curvature", [0.0, 1 / 80, -1 / 80])
+def test_scalar_road_functions_match_the_vectorised_ones(curvature):
+    road = ArcRoad(curvature, 200.0, 3.5, 0.5)
+    for s, d in [(0.0, 0.0), (37.5, 1.2), (150.0, -2.5)]:
+        x, y, heading = road.to_world(s, d)
+        np.testing.assert_allclose(road.frenet_of(float(x), float(y)), road.to_frenet(x, y), atol=1e-9)
+        np.testing.assert_allclose(road.point_at(s), road.point(s), atol=1e-9)

@@ -58,15 +58,16 @@ def expert_plan(
     ``lead_s`` holds the lead's arc length at now, now + dt, … (horizon + 1 values).
     """
     actions = np.empty((horizon, 2), dtype=np.float32)
+    lead_s = lead_s.tolist()  # python floats: this loop is scalar arithmetic
     for k in range(horizon):
-        s, _ = road.to_frenet(x, y)
+        s, _ = road.frenet_of(x, y)
         lookahead = max(6.0, 1.2 * speed)
-        tx, ty, _ = road.point(float(s) + lookahead)
+        tx, ty, _ = road.point_at(s + lookahead)
         alpha = wrap_angle(math.atan2(ty - y, tx - x) - yaw)
         curvature = 2.0 * math.sin(alpha) / lookahead
         curvature = min(max(curvature, -CURVATURE_BOUND), CURVATURE_BOUND)
         lead_speed = (lead_s[k + 1] - lead_s[k]) / dt
-        accel = idm_accel(speed, speed_limit, following_gap(float(s), float(lead_s[k])), lead_speed)
+        accel = idm_accel(speed, speed_limit, following_gap(s, lead_s[k]), lead_speed)
         accel = no_reverse(speed, min(max(accel, -ACCEL_BOUND), ACCEL_BOUND), dt)
         actions[k] = (accel, curvature)
         x, y, yaw, speed = unicycle_step(x, y, yaw, speed, accel, curvature, dt)
