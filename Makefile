@@ -29,6 +29,7 @@ run: setup
 	$(VENV)/bin/redux run $(CONFIG)
 
 test: setup
+	$(PY) -m ruff check redux tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

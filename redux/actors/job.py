@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import ray

@@ -20,7 +20,6 @@ import ray
 from redux.actors.generators import make_generator
 from redux.actors.job import redis_for, start_ray
 from redux.actors.manager import ActorManager
-from redux.buffer.rollout_buffer import RolloutBuffer
 from redux.config import RunConfig
 from redux.learner.intake import LearnerStarved
 from redux.learner.simulated import SimulatedLearner

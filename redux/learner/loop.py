@@ -12,23 +12,19 @@ again). Weight version k is the k-th publish; version 0 is the initial weights.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from redux.buffer.connection import connect
-from redux.buffer.rollout_buffer import RolloutBuffer
-from redux.buffer.stats_channel import StatsChannel
 from redux.config import RunConfig
 from redux.learner.batch import collate
 from redux.learner.deepspeed_trainer import DeepSpeedTrainer
 from redux.learner.intake import gather_rollouts, staleness
 from redux.learner.objectives import OBJECTIVES
-from redux.learner.telemetry import LearnerTelemetry
-from redux.learner.weight_transport import WeightHandle, make_transport
+from redux.learner.endpoints import LearnerEndpoints
+from redux.learner.weight_transport import WeightHandle
 from redux.policy import build_model
 
 
@@ -48,17 +44,8 @@ class LearnerLoop:
             state = self.trainer.load(Path(resume_from) / "checkpoints")
             self.step, self.version = state["step"], state["version"]
 
-        self._client = connect(redis_url, cfg.buffer.connect_timeout_s)
-        # One consumer name per process: a restarted learner must not pose as its
-        # predecessor, whose un-acked records the buffer reclaims once they idle.
-        self.buffer = RolloutBuffer(self._client, namespace, cfg.buffer, consumer=f"learner-{os.getpid()}")
-        self.telemetry = LearnerTelemetry(StatsChannel(self._client, namespace), Path(run_dir) / "tb")
-        self.transport = make_transport(
-            cfg.learner.weight_transport,
-            redis_url=redis_url,
-            namespace=namespace,
-            connect_timeout_s=cfg.buffer.connect_timeout_s,
-        )
+        self.endpoints = LearnerEndpoints.open(cfg, redis_url, namespace, "learner", Path(run_dir) / "tb")
+        self.buffer, self.telemetry = self.endpoints.buffer, self.endpoints.telemetry
         self._handle: WeightHandle | None = None
 
     def initial_handle(self) -> WeightHandle:
@@ -104,11 +91,10 @@ class LearnerLoop:
         return self.trainer.save(self.checkpoint_dir, {"step": self.step, "version": self.version})
 
     def close(self) -> None:
-        self.telemetry.close()
-        self._client.close()
+        self.endpoints.close()
 
     def _publish_as(self, version: int) -> WeightHandle:
         start = time.perf_counter()
-        handle = self.transport.publish(self.trainer.named_weights(), version)
+        handle = self.endpoints.transport.publish(self.trainer.named_weights(), version)
         self.telemetry.record_publish((time.perf_counter() - start) * 1e3)
         return handle

@@ -9,19 +9,15 @@ hence no TensorBoard events: benchmarks read its numbers directly.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import torch
 
-from redux.buffer.connection import connect
-from redux.buffer.rollout_buffer import RolloutBuffer
-from redux.buffer.stats_channel import StatsChannel
 from redux.config import RunConfig
 from redux.learner.intake import gather_rollouts, staleness
-from redux.learner.telemetry import LearnerTelemetry
-from redux.learner.weight_transport import WeightHandle, make_transport
+from redux.learner.endpoints import LearnerEndpoints
+from redux.learner.weight_transport import WeightHandle
 from redux.policy import build_model
 
 
@@ -30,15 +26,8 @@ class SimulatedLearner:
         self.cfg = cfg
         self.step = 0
         self.version = 0
-        self._client = connect(redis_url, cfg.buffer.connect_timeout_s)
-        self.buffer = RolloutBuffer(self._client, namespace, cfg.buffer, consumer=f"simulated-learner-{os.getpid()}")
-        self.telemetry = LearnerTelemetry(StatsChannel(self._client, namespace), tensorboard_dir=None)
-        self._transport = make_transport(
-            cfg.learner.weight_transport,
-            redis_url=redis_url,
-            namespace=namespace,
-            connect_timeout_s=cfg.buffer.connect_timeout_s,
-        )
+        self.endpoints = LearnerEndpoints.open(cfg, redis_url, namespace, "simulated-learner", tensorboard_dir=None)
+        self.buffer, self.telemetry = self.endpoints.buffer, self.endpoints.telemetry
         self._handle: WeightHandle | None = None
 
     def initial_handle(self) -> WeightHandle:
@@ -47,7 +36,7 @@ class SimulatedLearner:
             torch.manual_seed(self.cfg.seed)
             model = build_model(self.cfg.policy, self.cfg.sim)
             start = time.perf_counter()
-            self._handle = self._transport.publish(model.state_dict(), self.version)
+            self._handle = self.endpoints.transport.publish(model.state_dict(), self.version)
             self.telemetry.record_publish((time.perf_counter() - start) * 1e3)
         return self._handle
 
@@ -64,5 +53,4 @@ class SimulatedLearner:
         return self.telemetry.summary(self.step, self.version, None, done=self.step >= learner.steps)
 
     def close(self) -> None:
-        self.telemetry.close()
-        self._client.close()
+        self.endpoints.close()

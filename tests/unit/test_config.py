@@ -50,3 +50,10 @@ def test_checkpoints_must_fall_on_publishes():
     with pytest.raises(ConfigError, match="multiple of publish_every"):
         load_config(None, ["learner.publish_every=3", "learner.checkpoint_every=10"])
     assert load_config(None, ["learner.publish_every=3", "learner.checkpoint_every=9"]).learner.checkpoint_every == 9
+
+
+def test_reference_config_is_current():
+    """configs/reference.yaml shows every effective key; regenerate with `redux config > configs/reference.yaml`."""
+    with open("configs/reference.yaml") as f:
+        body = "".join(line for line in f if not line.startswith("#"))
+    assert body == config_to_yaml(RunConfig())

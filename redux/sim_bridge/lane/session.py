@@ -73,7 +73,8 @@ class LaneSession:
         return self._observe()
 
     def step(self, plan: Plan) -> StepResult:
-        scene, cfg = self._scene(), self.cfg
+        self._scene()  # raises if the session is not reset
+        cfg = self.cfg
         delay = cfg.controller_delay_steps
         self.queued.append((float(plan.actions[delay, 0]), float(plan.actions[delay, 1])))
         accel, curvature = self.queued.popleft()
