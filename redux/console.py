@@ -31,6 +31,7 @@ class RunStats:
 
     def __init__(self) -> None:
         self.started = time.time()
+        self.first_rollout: float | None = None  # rates count from here, not from start-up
         self.env_steps = 0
         self.rollouts = 0
         self.episodes = 0
@@ -45,6 +46,8 @@ class RunStats:
         source = message.get("source")
         now = float(message.get("time", time.time()))
         if source == "actor":
+            if self.first_rollout is None:
+                self.first_rollout = now - float(message.get("sample_s", 0.0))
             self.env_steps += int(message["env_steps"])
             self.rollouts += int(message["rollouts"])
             self.episodes += int(message.get("episodes", 0))
@@ -68,19 +71,21 @@ class RunStats:
 
     def snapshot(self, buffer: BufferStats | None) -> dict:
         now = time.time()
-        elapsed = max(now - self.started, 1e-6)
+        rolling = max(now - (self.first_rollout or now), 1e-6)
         steps_10s, rollouts_10s = self._rates(now)
         return {
-            "elapsed_s": elapsed,
+            "elapsed_s": now - self.started,
+            "rolling_s": rolling,
             "env_steps": self.env_steps,
             "env_steps_per_s_10s": steps_10s,
-            "env_steps_per_s": self.env_steps / elapsed,
+            "env_steps_per_s": self.env_steps / rolling if self.env_steps else 0.0,
             "rollouts_per_s_10s": rollouts_10s,
             "episodes": self.episodes,
             "collisions": self.collisions,
             "actor_versions": dict(sorted(self.actor_versions.items())),
             "actor_restarts": dict(sorted(self.actor_restarts.items())),
             "learner_step": self.learner.get("step", 0),
+            "learner_steps_total": self.learner.get("steps_total"),
             "learner_version": self.learner.get("version", 0),
             "loss": self.learner.get("loss"),
             "learner_steps_per_s": self.learner.get("steps_per_s"),
@@ -100,6 +105,14 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+def _progress(snap: dict) -> str:
+    total = snap["learner_steps_total"]
+    if not total:
+        return str(snap["learner_step"])
+    filled = round(10 * snap["learner_step"] / total)
+    return f"{'█' * filled}{'░' * (10 - filled)} {snap['learner_step']}/{total}"
+
+
 def render_table(snap: dict, title: str) -> Table:
     table = Table(title=title, show_header=False, expand=False)
     table.add_column("figure", style="cyan")
@@ -115,7 +128,7 @@ def render_table(snap: dict, title: str) -> Table:
         ("acked", buf.get("acked"), "reclaimed", buf.get("reclaimed")),
         ("dead-lettered", buf.get("dead_lettered"), "dropped stale", buf.get("dropped_stale")),
         ("staleness mean", snap["staleness_mean"], "staleness max", snap["staleness_max"]),
-        ("learner step", snap["learner_step"], "learner steps/s", snap["learner_steps_per_s"]),
+        ("learner step", _progress(snap), "learner steps/s", snap["learner_steps_per_s"]),
         ("loss", snap["loss"], "weight version", snap["learner_version"]),
         ("last publish ms", snap["publish_ms"], "publish→all loaded ms", snap["publish_to_loaded_ms"]),
         ("episodes", snap["episodes"], "at-fault collisions", snap["collisions"]),
@@ -136,7 +149,7 @@ def log_line(snap: dict) -> str:
         f"rollouts/s10={snap['rollouts_per_s_10s']:.2f} depth={buf.get('depth')} produced={buf.get('produced')} "
         f"consumed={buf.get('consumed')} acked={buf.get('acked')} dead={buf.get('dead_lettered')} "
         f"stale={buf.get('dropped_stale')} staleness={_fmt(snap['staleness_mean'])}/{_fmt(snap['staleness_max'])} "
-        f"step={snap['learner_step']} loss={_fmt(snap['loss'])} steps/s={_fmt(snap['learner_steps_per_s'])} "
+        f"step={snap['learner_step']}/{snap['learner_steps_total']} loss={_fmt(snap['loss'])} steps/s={_fmt(snap['learner_steps_per_s'])} "
         f"version={snap['learner_version']} actors=[{versions}] restarts={sum(snap['actor_restarts'].values())} "
         f"publish_ms={_fmt(snap['publish_ms'])} publish_to_loaded_ms={_fmt(snap['publish_to_loaded_ms'])}"
     )

@@ -169,7 +169,8 @@ def _summary(cfg: RunConfig, manager: ActorManager, snap: dict, result: dict) ->
     return {
         "actors": manager.size,
         "env_steps": manager.env_steps,
-        "env_steps_per_s": manager.env_steps / max(snap["elapsed_s"], 1e-6),
+        "env_steps_per_s": snap["env_steps_per_s"],
+        "rollout_s": snap["rolling_s"],
         "rollouts_produced": buf["produced"],
         "rollouts_consumed": buf["consumed"],
         "rollouts_acked": buf["acked"],

@@ -32,7 +32,7 @@ class LearnerEndpoints:
         # One consumer name per process: a restarted learner must not pose as its
         # predecessor, whose un-acked records the buffer reclaims once they idle.
         buffer = RolloutBuffer(client, namespace, cfg.buffer, consumer=f"{role}-{os.getpid()}")
-        telemetry = LearnerTelemetry(StatsChannel(client, namespace), tensorboard_dir)
+        telemetry = LearnerTelemetry(StatsChannel(client, namespace), tensorboard_dir, cfg.learner.steps)
         transport = make_transport(
             cfg.learner.weight_transport,
             redis_url=redis_url,

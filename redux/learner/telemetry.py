@@ -24,9 +24,10 @@ _RATE_WINDOW_S = 10.0
 
 
 class LearnerTelemetry:
-    def __init__(self, stats: StatsChannel, tensorboard_dir: Path | None):
+    def __init__(self, stats: StatsChannel, tensorboard_dir: Path | None, steps_total: int):
         """``tensorboard_dir`` None: report on the stats stream only."""
         self._stats = stats
+        self._steps_total = steps_total
         self._writer = SummaryWriter(str(tensorboard_dir)) if tensorboard_dir is not None else None
         self._recent: deque[tuple[float, float, int]] = deque()  # (step start, step end, samples), monotonic
         self._publish_ms: float | None = None
@@ -62,6 +63,7 @@ class LearnerTelemetry:
         message = {
             "source": "learner",
             "step": step,
+            "steps_total": self._steps_total,
             "version": version,
             "loss": loss,
             "steps_per_s": steps_per_s,
@@ -87,6 +89,7 @@ class LearnerTelemetry:
         staleness = self._call_staleness
         return {
             "step": step,
+            "steps_total": self._steps_total,
             "version": version,
             "handle": handle,
             "loss": sum(self._call_losses) / len(self._call_losses) if self._call_losses else math.nan,

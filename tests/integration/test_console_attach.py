@@ -28,7 +28,7 @@ def test_console_attaches_to_the_most_recent_run(tmp_path):
         buffer.put([RolloutRecord(0, 0, 0, 0, 3, time.time(), {"reward": np.zeros(4, np.float32)}, {})])
         channel = StatsChannel(client, namespace)
         channel.publish({"source": "actor", "actor": 0, "version": 3, "env_steps": 64, "rollouts": 1, "time": time.time()})
-        channel.publish({"source": "learner", "step": 9, "version": 3, "loss": 0.25, "steps_per_s": 2.0, "time": time.time()})
+        channel.publish({"source": "learner", "step": 9, "steps_total": 40, "version": 3, "loss": 0.25, "steps_per_s": 2.0, "time": time.time()})
 
         out = subprocess.run(
             [sys.executable, "-m", "redux", "console", "--redis", redis.url, "--seconds", "2"],
@@ -36,7 +36,7 @@ def test_console_attaches_to_the_most_recent_run(tmp_path):
         )
     assert out.returncode == 0, out.stderr
     assert "redux console redux:live-run" in out.stdout
-    assert "produced=1" in out.stdout and "step=9" in out.stdout and "actors=[0:v3]" in out.stdout
+    assert "produced=1" in out.stdout and "step=9/40" in out.stdout and "actors=[0:v3]" in out.stdout
     assert "loss=0.25" in out.stdout
 
 

@@ -9,10 +9,12 @@ from redux.console import Console, RunStats, log_line, render_table
 def fed_stats() -> RunStats:
     stats = RunStats()
     now = time.time()
-    stats.started = now - 20
-    for i in range(11):  # one actor report a second for the last 10 s, 100 steps each
-        stats.ingest({"source": "actor", "actor": i % 2, "version": 3, "env_steps": 100, "rollouts": 2, "time": now - 10 + i})
-    stats.ingest({"source": "learner", "step": 12, "version": 4, "loss": 0.5, "steps_per_s": 2.0,
+    stats.started = now - 30  # start-up before the first rollout does not count in the rates
+    # one actor report a second for the last 20 s (the first rollout began 21 s ago), 100 steps each
+    for i in range(21):
+        stats.ingest({"source": "actor", "actor": i % 2, "version": 3, "env_steps": 100, "rollouts": 2,
+                      "sample_s": 1.0, "time": now - 20 + i})
+    stats.ingest({"source": "learner", "step": 12, "steps_total": 20, "version": 4, "loss": 0.5, "steps_per_s": 2.0,
                   "staleness_mean": 0.5, "staleness_max": 1, "publish_ms": 3.0, "time": now})
     stats.ingest({"source": "driver", "restarts": {"0": 1, "1": 0}, "publish_to_loaded_ms": 40.0, "time": now})
     return stats
@@ -25,7 +27,7 @@ def buffer_stats() -> BufferStats:
 def test_windowed_and_overall_rates():
     snap = fed_stats().snapshot(buffer_stats())
     assert abs(snap["env_steps_per_s_10s"] - 100.0) < 1.0  # 1000 steps over 10 s
-    assert 50 < snap["env_steps_per_s"] < 60  # 1100 steps over ~20 s
+    assert abs(snap["env_steps_per_s"] - 100.0) < 1.0  # 2100 steps over 21 s
     assert abs(snap["rollouts_per_s_10s"] - 2.0) < 0.1
     assert snap["actor_versions"] == {0: 3, 1: 3}
     assert snap["actor_restarts"] == {0: 1, 1: 0}
@@ -50,7 +52,7 @@ def test_plain_log_lines_when_not_a_terminal():
     text = out.getvalue()
     assert text.startswith("t\n") and text.count("\n") == 3
     for figure in ("steps/s10=", "depth=3", "produced=20", "consumed=15", "acked=14", "dead=1", "stale=2",
-                   "staleness=0.5/1", "loss=0.5", "version=4", "actors=[0:v3,1:v3]", "restarts=1", "publish_ms=3"):
+                   "staleness=0.5/1", "loss=0.5", "step=12/20", "version=4", "actors=[0:v3,1:v3]", "restarts=1", "publish_ms=3"):
         assert figure in text, figure
 
 
@@ -60,6 +62,7 @@ def test_table_renders_every_figure():
     out = io.StringIO()
     RichConsole(file=out, width=160).print(render_table(fed_stats().snapshot(buffer_stats()), "title"))
     text = out.getvalue()
+    assert "12/20" in text
     for label in ("env steps/s (10 s)", "buffer depth", "dead-lettered", "staleness max", "learner steps/s",
                   "publish→all loaded ms", "actor versions"):
         assert label in text, label
