@@ -75,6 +75,31 @@ def console(
         raise typer.Exit(1) from None
 
 
+@app.command("eval")
+def evaluate(
+    policy: Annotated[str, typer.Option(help="expert | constant-velocity | lane-keeper | a run or checkpoint dir")],
+    suite: Annotated[str, typer.Option(help="minisim suite, NAME or NAME:N (the first N scenes)")] = "minisim-test:50",
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("runs/eval"),
+    actors: Annotated[int, typer.Option(help="Ray actors to spread the scenes over (1: in-process)")] = 1,
+    video: Annotated[int, typer.Option(help="write GIF videos of the first K rollouts")] = 0,
+    config: Annotated[Optional[Path], typer.Option(help="experiment YAML for sim/policy settings")] = None,
+    set_: SetOpt = None,
+):
+    """Closed-loop evaluation on minisim: summary.json, metrics.parquet, videos."""
+    from rich.progress import Progress
+
+    from redux.actors.evaluation_job import run_evaluation
+
+    cfg = _config(config, set_)
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"eval {policy}", total=None)
+        summary = run_evaluation(
+            cfg, policy, suite, out, actors, video, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "hard"}, indent=2))
+    typer.echo(f"wrote {out}/summary.json, metrics.parquet" + (f", {video} videos" if video else ""))
+
+
 @app.command("config")
 def show_config(config: ConfigArg = None, set_: SetOpt = None):
     """Print the fully resolved config: every effective key and its value."""

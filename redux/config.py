@@ -22,7 +22,13 @@ class _Section(BaseModel):
 class SimConfig(_Section):
     """The simulator behind every rollout actor's sessions."""
 
-    kind: Literal["lane"] = "lane"
+    kind: Literal["lane", "minisim"] = "lane"
+    suite: str = Field("minisim-train", description="minisim scene suite that reset(scene_id) draws from")
+    expert_labels: bool = Field(True, description="compute the expert's plan and reasoning labels at every step")
+    egomotion_noise_m: float = Field(0.0, ge=0.0, description="std of the noise on reported ego-history positions")
+    cameras: list[str] = Field(default_factory=list, description="minisim camera ids to render (Alpamayo rig names)")
+    camera_width: int = Field(160, ge=16)
+    camera_height: int = Field(96, ge=16)
     sessions_per_actor: int = Field(2, ge=1, description="sessions one actor steps together and batches into one policy call")
     episode_steps: int = Field(80, ge=1, description="policy steps per episode (10 Hz) after the warm-up")
     warmup_steps: int = Field(17, ge=16, description="recorded-drive replay before the policy takes over (1.7 s, as Alpasim)")

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from redux.buffer.codec import encode_tensors
 from redux.config import RunConfig
 from redux.learner.batch import collate
 from redux.learner.deepspeed_trainer import DeepSpeedTrainer
@@ -26,6 +27,7 @@ from redux.learner.objectives import OBJECTIVES
 from redux.learner.endpoints import LearnerEndpoints
 from redux.learner.weight_transport import WeightHandle
 from redux.policy import build_model
+from redux.policy.loading import POLICY_WEIGHTS
 
 
 class LearnerLoop:
@@ -88,7 +90,10 @@ class LearnerLoop:
         return self.telemetry.summary(self.step, self.version, handle, done=self.step >= learner.steps)
 
     def checkpoint(self) -> Path:
-        return self.trainer.save(self.checkpoint_dir, {"step": self.step, "version": self.version})
+        """DeepSpeed's checkpoint (to resume training) plus the bare policy weights (to act)."""
+        path = self.trainer.save(self.checkpoint_dir, {"step": self.step, "version": self.version})
+        (path / POLICY_WEIGHTS).write_bytes(encode_tensors(self.trainer.named_weights()))
+        return path
 
     def close(self) -> None:
         self.endpoints.close()

@@ -9,6 +9,11 @@ def make_session(cfg: SimConfig) -> Session:
         from redux.sim_bridge.lane.session import LaneSession
 
         return LaneSession(cfg)
+    if cfg.kind == "minisim":
+        from redux.sim_bridge.minisim.observation_renderer import ObservationRenderer
+        from redux.sim_bridge.minisim.session import MinisimSession
+
+        return MinisimSession(cfg, ObservationRenderer(cfg) if cfg.cameras else None)
     raise ValueError(f"unknown simulator kind {cfg.kind!r}")
 
 

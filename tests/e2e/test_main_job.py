@@ -83,6 +83,7 @@ def test_run_finishes_with_training_and_weight_sync(first_run):
     assert summary["min_actor_weight_version"] >= 1
     assert summary["rollouts_dead_lettered"] == 0
     assert (run_dir / "config.yaml").is_file()
+    assert list(run_dir.glob("checkpoints/step*/policy.weights")), "checkpoints carry weights a policy can load"
     assert any((run_dir / "tb").rglob("events.out.tfevents*"))
     # not a terminal: the console printed plain log lines
     assert "steps/s10=" in out

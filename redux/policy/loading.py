@@ -1,0 +1,46 @@
+"""Policies by name: a reference policy, or a checkpoint of a run.
+
+A checkpoint is either a run directory (its newest checkpoint is used) or one
+checkpoint directory inside it; the run's ``config.yaml`` says which model to build.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from redux.buffer.codec import decode_tensors
+from redux.config import RunConfig, load_config
+from redux.policy.reference import REFERENCE_POLICIES
+
+POLICY_WEIGHTS = "policy.weights"  # encode_tensors of the model's state_dict, beside DeepSpeed's files
+
+
+def make_policy(spec: str, cfg: RunConfig):
+    """``spec``: a reference policy name (expert, constant-velocity, lane-keeper) or a checkpoint path."""
+    if spec in REFERENCE_POLICIES:
+        return REFERENCE_POLICIES[spec]()
+    return load_checkpoint_policy(Path(spec), cfg)
+
+
+def find_weights(path: Path) -> Path:
+    if (path / POLICY_WEIGHTS).is_file():
+        return path / POLICY_WEIGHTS
+    candidates = sorted((path / "checkpoints").glob(f"step*/{POLICY_WEIGHTS}"))
+    if not candidates:
+        raise FileNotFoundError(
+            f"{path} is neither a reference policy ({', '.join(REFERENCE_POLICIES)}) nor a checkpoint "
+            f"(no {POLICY_WEIGHTS} in it or under its checkpoints/)"
+        )
+    return candidates[-1]
+
+
+def load_checkpoint_policy(path: Path, cfg: RunConfig):
+    from redux.policy.torch_engine import TorchPolicy
+
+    weights = find_weights(path)
+    run_dir = weights.parent.parent.parent if weights.parent.parent.name == "checkpoints" else path
+    trained = load_config(run_dir / "config.yaml")
+    # the model is the checkpoint's; the evaluation's simulator must feed it the same inputs
+    policy = TorchPolicy(trained.policy, trained.sim, seed=cfg.seed)
+    policy.load_weights(decode_tensors(weights.read_bytes()), version=0)
+    return policy

@@ -1,0 +1,87 @@
+"""Named scene suites with fixed seeds: minisim-train, minisim-test and minisim-hard.
+
+A scene is identified by (suite, scene id) and generated from ``rng([suite seed,
+scene id])``, so the same inputs always give identical arrays and the train and
+test suites (different seeds) never share a scene. minisim-test has 910 scenes,
+the size of Alpasim's public_2507 set. minisim-hard is the hard share of
+minisim-test: the same scenes under the same ids.
+
+Scenario mix, a fixed function of the scene index (``scenario_of``): in every block
+of four consecutive ids the last is hard (25 %), cycling through the hard
+scenarios block by block; the other three cycle through the normal scenarios.
+Every scenario appears within the first 40 ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from redux.sim_bridge.minisim.scenarios import HARD, NORMAL, generate
+from redux.sim_bridge.minisim.scene import Scene
+from redux.sim_bridge.minisim.scene_builder import ScenarioParams
+
+HARD_SUITE = "minisim-hard"
+_HARD_NAMES = tuple(HARD)
+_NORMAL_NAMES = tuple(NORMAL)
+
+
+@dataclass(frozen=True)
+class Suite:
+    size: int
+    seed: int
+
+
+SUITES = {
+    "minisim-train": Suite(5000, 20_250_701),
+    "minisim-test": Suite(910, 20_250_702),
+}
+
+
+def scenario_of(index: int) -> str:
+    block, position = divmod(index, 4)
+    if position == 3:
+        return _HARD_NAMES[block % len(_HARD_NAMES)]
+    return _NORMAL_NAMES[(3 * block + position) % len(_NORMAL_NAMES)]
+
+
+def _hard_test_ids() -> list[int]:
+    return [i for i in range(SUITES["minisim-test"].size) if scenario_of(i) in HARD]
+
+
+def suite_size(name: str) -> int:
+    if name == HARD_SUITE:
+        return len(_hard_test_ids())
+    if name not in SUITES:
+        raise ValueError(f"unknown minisim suite {name!r}; known: {sorted([*SUITES, HARD_SUITE])}")
+    return SUITES[name].size
+
+
+def parse_suite(spec: str) -> tuple[str, int]:
+    """ "minisim-test:3" → ("minisim-test", 3); without a count, the whole suite."""
+    name, _, count = spec.partition(":")
+    size = suite_size(name)
+    n = int(count) if count else size
+    if not 0 < n <= size:
+        raise ValueError(f"{spec!r}: the suite has {size} scenes")
+    return name, n
+
+
+def suite_scene_ids(name: str, n: int) -> list[int]:
+    """The first ``n`` scene ids of a suite."""
+    ids = _hard_test_ids() if name == HARD_SUITE else list(range(suite_size(name)))
+    return ids[:n]
+
+
+def generate_scene(suite: str, scene_id: int, episode_steps: int = 100) -> Scene:
+    """Scene ``scene_id`` of ``suite``: deterministic, a few tens of milliseconds on one core."""
+    if suite == HARD_SUITE:
+        if scenario_of(scene_id) not in HARD:
+            raise ValueError(f"scene {scene_id} is not in {HARD_SUITE}")
+        suite = "minisim-test"
+    if not 0 <= scene_id < suite_size(suite):
+        raise ValueError(f"{suite} has scenes 0 to {suite_size(suite) - 1}, not {scene_id}")
+    seed = SUITES[suite].seed
+    rng = np.random.default_rng([seed, scene_id])
+    return generate(scenario_of(scene_id), rng, scene_id, seed, ScenarioParams(episode_steps=episode_steps))
