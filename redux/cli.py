@@ -134,6 +134,26 @@ def bench_actors(
     typer.echo(f"wrote {path}")
 
 
+@bench_app.command("sim")
+def bench_sim(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    batch: Annotated[int, typer.Option(help="sessions stepping together")] = 32,
+    steps: Annotated[int, typer.Option(help="steps per measurement without rendering")] = 200,
+    out: Annotated[Path, typer.Option()] = Path("runs/bench-sim"),
+):
+    """minisim session-steps/s on one core, with and without rendering; ms per camera frame."""
+    from redux.bench.sim import run_sim_bench
+
+    cfg = _config(config, set_)
+    cfg.sim.suite = cfg.sim.suite if cfg.sim.kind == "minisim" else "minisim-test"
+    result = run_sim_bench(cfg, batch, steps)
+    path = _write_json(out, "bench.json", result)
+    _table("redux bench sim", result["rows"])
+    _table("ms per camera frame", [{"camera": k, "ms": v} for k, v in result["frame_ms"].items()])
+    typer.echo(f"wrote {path}")
+
+
 @bench_app.command("learner")
 def bench_learner(
     config: ConfigArg = None,

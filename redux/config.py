@@ -25,6 +25,8 @@ class SimConfig(_Section):
     kind: Literal["lane", "minisim"] = "lane"
     suite: str = Field("minisim-train", description="minisim scene suite that reset(scene_id) draws from")
     expert_labels: bool = Field(True, description="compute the expert's plan and reasoning labels at every step")
+    step_metrics: bool = Field(True, description="score incidents and reward at every step (training); evaluation scores afterwards")
+    end_episode_on_incident: bool = Field(True, description="a collision or offroad ends the episode (training); evaluation drives on")
     egomotion_noise_m: float = Field(0.0, ge=0.0, description="std of the noise on reported ego-history positions")
     cameras: list[str] = Field(default_factory=list, description="minisim camera ids to render (Alpamayo rig names)")
     camera_width: int = Field(160, ge=16)

@@ -116,7 +116,11 @@ def offroad(ego_polygons: np.ndarray, road: RoadGeometry) -> np.ndarray:
     touches_edge = np.zeros(len(ego_polygons), dtype=bool)
     for edge in road.road_edges:
         touches_edge |= polygon_polyline_distance(ego_polygons, edge, ROAD_EDGE_CONTACT_M) < ROAD_EDGE_CONTACT_M
-    return touches_edge & ~lane_covered(ego_polygons, road)
+    # lane coverage is the expensive half: test it only where an edge is touched
+    result = np.zeros(len(ego_polygons), dtype=bool)
+    if touches_edge.any():
+        result[touches_edge] = ~lane_covered(ego_polygons[touches_edge], road)
+    return result
 
 
 def wrap_angle(angle: np.ndarray) -> np.ndarray:

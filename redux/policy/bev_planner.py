@@ -13,6 +13,7 @@ from torch import nn
 
 from redux.config import PolicyConfig, SimConfig
 from redux.policy.action_space import HORIZON
+from redux.sim_bridge import bev_shape
 
 HISTORY_FEATURES = 16 * 3
 
@@ -21,7 +22,8 @@ class BevPlanner(nn.Module):
     def __init__(self, policy: PolicyConfig, sim: SimConfig):
         super().__init__()
         c = policy.channels
-        in_channels = 3 * sim.bev_frames
+        frames, channels = bev_shape(sim)
+        in_channels = frames * channels
         self.encoder = nn.Sequential(
             nn.Conv2d(in_channels, c, 5, stride=2, padding=2),
             nn.GELU(),

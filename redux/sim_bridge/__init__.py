@@ -17,4 +17,23 @@ def make_session(cfg: SimConfig) -> Session:
     raise ValueError(f"unknown simulator kind {cfg.kind!r}")
 
 
-__all__ = ["Observation", "Plan", "Session", "StepResult", "make_session"]
+def scene_count(cfg: SimConfig) -> int | None:
+    """How many distinct scenes ``reset(scene_id)`` accepts (ids 0 … n−1); None: any id."""
+    if cfg.kind == "lane":
+        return None
+    from redux.sim_bridge.minisim.suites import suite_size
+
+    return suite_size(cfg.suite)
+
+
+def bev_shape(cfg: SimConfig) -> tuple[int, int]:
+    """(frames, channels) of the ``bev`` camera this simulator hands a policy."""
+    if cfg.kind == "lane":
+        return cfg.bev_frames, 3
+    from redux.sim_bridge.minisim.bev import BEV_CHANNELS
+    from redux.sim_bridge.minisim.session import CAMERA_FRAMES
+
+    return CAMERA_FRAMES, len(BEV_CHANNELS)
+
+
+__all__ = ["bev_shape", "scene_count", "Observation", "Plan", "Session", "StepResult", "make_session"]

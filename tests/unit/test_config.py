@@ -53,7 +53,7 @@ def test_checkpoints_must_fall_on_publishes():
 
 
 def test_reference_config_is_current():
-    """configs/reference.yaml shows every effective key; regenerate with `redux config > configs/reference.yaml`."""
+    """configs/reference.yaml shows every effective key; regenerate with `make reference-config`."""
     with open("configs/reference.yaml") as f:
         body = "".join(line for line in f if not line.startswith("#"))
     assert body == config_to_yaml(RunConfig())

@@ -125,3 +125,40 @@ def test_lane_keeper_follows_the_road_better_than_constant_velocity(reference_sc
     constant = summarize([r.metrics for r in reference_scores["constant-velocity"]])
     assert keeper["offroad_rate"] <= constant["offroad_rate"]
     assert keeper["driving_score"] < 1.0  # it ignores other road users
+
+
+def test_a_stopped_ego_hit_from_behind_is_rear_and_not_at_fault():
+    """Log replay: a follower recorded 1.2 s behind the expert drives on into an ego that stops."""
+    import dataclasses
+
+    from redux.sim_bridge.minisim.scene import EGO_REAR_AXLE_TO_CENTRE_M, ActorKind, ActorTracks
+    from redux.sim_bridge.minisim.scoring import score_rollout
+    from redux.sim_bridge.minisim.suites import generate_scene
+
+    cfg = minisim_config(episode_steps=60)
+    scene = generate_scene("minisim-test", 0, episode_steps=60)  # a straight road
+    lag = 12
+    ego = scene.ego
+    centre = ego[:, :2] + EGO_REAR_AXLE_TO_CENTRE_M * np.stack([np.cos(ego[:, 2]), np.sin(ego[:, 2])], axis=1)
+    follower = np.concatenate([centre, ego[:, 2:4]], axis=1)
+    follower = np.concatenate([np.repeat(follower[:1], lag, axis=0), follower[:-lag]])  # where the ego was 1.2 s ago
+    follower[:lag, :2] -= (lag - np.arange(lag))[:, None] * (centre[1] - centre[0])  # already driving before t=0
+    actors = ActorTracks(
+        kind=np.array([ActorKind.VEHICLE]), size=np.array([[4.6, 1.9]]),
+        states=follower[None], valid=np.ones((1, len(ego)), dtype=bool),
+    )
+    scene = dataclasses.replace(scene, actors=actors)
+
+    batch = MinisimBatch(cfg.sim, 1)
+    obs = batch.reset_to(0, scene, seed=0)
+    stop = np.zeros((64, 3), dtype=np.float32)  # every pose at the current position: stand still
+    for _ in range(40):
+        result = batch.step([Plan(np.zeros((64, 2), np.float32), stop)])[0]
+        if result.done:
+            break
+    log = batch.log(0)
+    metrics = score_rollout(scene, cfg.sim.warmup_steps, np.stack(log.ego), log.plans, log.plan_steps).values
+    assert metrics["collision_rear"].max() == 1
+    assert metrics["collision_at_fault"].max() == 0
+    assert result.metrics["collision_any"] == 1 and result.metrics["collision_at_fault"] == 0
+    assert obs.ego_history.shape == (16, 3)

@@ -18,10 +18,7 @@ from redux.config import RunConfig
 from redux.policy.action_space import normalise
 from redux.policy.inputs import model_inputs
 from redux.policy.torch_engine import TorchPolicy
-from redux.sim_bridge import Plan, make_session
-
-SCENES_PER_SESSION = 1_000_000  # scene ids of one session never collide with another's
-
+from redux.sim_bridge import Plan, make_session, scene_count
 
 @dataclass
 class _Trace:
@@ -53,13 +50,18 @@ class BehaviourCloningGenerator:
         self.actor_id = actor_id
         self.policy = TorchPolicy(cfg.policy, cfg.sim, seed=cfg.seed + actor_id)
         self.sessions = [make_session(cfg.sim) for _ in range(cfg.sim.sessions_per_actor)]
+        self.scene_count = scene_count(cfg.sim)
         self.episodes = [0] * len(self.sessions)
         self.session_steps = [0] * len(self.sessions)
         self.observations = [self._reset(i) for i in range(len(self.sessions))]
 
     def _scene_id(self, session: int) -> int:
+        """Sessions of all actors interleave over the scenes, so none drives a scene twice
+        before every scene has been driven once."""
+        sessions = self.cfg.actors.num * self.cfg.sim.sessions_per_actor
         slot = self.actor_id * self.cfg.sim.sessions_per_actor + session
-        return slot * SCENES_PER_SESSION + self.episodes[session]
+        index = slot + sessions * self.episodes[session]
+        return index if self.scene_count is None else index % self.scene_count
 
     def _reset(self, session: int):
         return self.sessions[session].reset(self._scene_id(session), self.cfg.seed)

@@ -37,6 +37,9 @@ class EvaluatedRollout:
 
 class Evaluator:
     def __init__(self, cfg: RunConfig, policy: str):
+        cfg = cfg.model_copy(deep=True)
+        cfg.sim.step_metrics = False  # whole rollouts are scored afterwards, as Alpasim's are
+        cfg.sim.expert_labels = False  # training targets; an evaluated policy must not see them
         self.cfg = cfg
         self.policy_name = policy
         self.policy = make_policy(policy, cfg)

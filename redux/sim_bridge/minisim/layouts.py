@@ -177,7 +177,6 @@ class Merge:
 
     road: Road  # segment 0 ends where the ramp has merged, segment 1 continues
     ramp: int  # the ramp lane; its successor is the kerb lane of segment 1
-    merge_m: float
 
 
 def merge_road(
@@ -207,7 +206,7 @@ def merge_road(
     road = Road(
         RoadMap(lanes=lanes, road_edges=edges), reference, tuple(map(tuple, forward)), tuple(map(tuple, oncoming))
     )
-    return Merge(road, ramp_id, merge_m)
+    return Merge(road, ramp_id)
 
 
 # -- intersections -----------------------------------------------------------------------------------
@@ -247,7 +246,6 @@ class Intersection:
     incoming: dict[str, tuple[int, ...]]  # arm → lanes entering the junction, kerb lane first
     outgoing: dict[str, tuple[int, ...]]  # arm → lanes leaving the junction, kerb lane first
     connectors: dict[tuple[str, str, int], int]  # (arm, movement, incoming lane index) → connector lane
-    half_extent: dict[str, float]  # arm → distance from the centre to that arm's junction-box edge
     lanes_per_arm: dict[str, int]
 
 
@@ -355,7 +353,7 @@ def intersection(
                 right=group[j - 1] if j > 0 else None,
             )  # fmt: skip
     road_map = RoadMap(lanes, tuple(edges), tuple(stop_lines), lights, tuple(crosswalks))
-    return Intersection(road_map, incoming, outgoing, connectors, half, per_arm)
+    return Intersection(road_map, incoming, outgoing, connectors, per_arm)
 
 
 def _cross(arm: str) -> str:

@@ -5,7 +5,9 @@ same rules. Each constraint proposes an acceleration; the smallest wins and is
 reported as the *reason* (the expert's longitudinal decision for its labels):
 
 - cruise: IDM free road toward the speed cap (limit, curves ahead);
-- lead: IDM behind actors in the corridor, including aligned ones about to enter it;
+- lead: IDM behind actors in the corridor; for aligned ones about to enter it
+  (cut-ins, merges, the lane the route changes into), an even deceleration that
+  makes the following gap by the time they enter;
 - light: stop at the line on red, and on amber when a comfortable stop is possible
   (or the line cannot be cleared before red);
 - stop sign: stop at the line until the stop has been served (a full stop + dwell);
@@ -33,6 +35,7 @@ from redux.sim_bridge.minisim.route import RoutePath
 from redux.sim_bridge.minisim.scene import DT_S
 
 HARD_DECEL = 8.0
+STOP_MARGIN = 1.2  # for a standing target, brake at most this much harder than stopping exactly at the gap needs
 STOP_GAP_M = 0.5  # front bumper to the stop line once stopped
 STOP_ZONE_M = 1.5  # stopped closer than this to a stop-sign line counts as having stopped there
 STOP_SIGN_DWELL_STEPS = 10  # 1 s standstill at a stop sign
@@ -73,8 +76,11 @@ def idm_accel(v: float, v_des: float, gap: float, v_lead: float, driver: Driver,
     closing = v * (v - v_lead) / (2.0 * math.sqrt(driver.max_accel * driver.comfort_decel))
     wanted = min_gap + max(0.0, v * driver.headway_s + closing)
     accel = driver.max_accel * (1.0 - (v / max(v_des, 0.1)) ** 4 - (wanted / gap) ** 2)
-    if v_lead < 0.1 and gap < min_gap + 0.5 and v < 0.3:
-        accel = min(accel, -v / DT_S)  # IDM only creeps asymptotically to a standstill
+    if v_lead < 0.1:  # stopping behind something that stands: IDM over-brakes early and creeps at the end
+        if gap > min_gap:
+            accel = max(accel, -STOP_MARGIN * v * v / (2.0 * (gap - min_gap)))
+        if gap < min_gap + 0.5 and v < 0.3:
+            accel = min(accel, -v / DT_S)
     return min(max(accel, -HARD_DECEL), driver.max_accel)
 
 
@@ -220,13 +226,21 @@ class LongitudinalPlanner:
                     reason, who, reason_accel = Reason.YIELD, conflict.obstacle, accel
 
         for index, ob in enumerate(self.obstacles):
-            if not ob.soon[t] or ob.s_hi[t] <= front:
+            if not ob.soon[t]:
                 continue
-            if ob.aligned[t]:
+            if ob.enters_in[t] > 0:
+                if not ob.aligned[t]:
+                    continue  # crossing actors are conflicts
+                accel = self._make_room(ob, t, front, v)
+            elif ob.s_hi[t] <= front:
+                continue
+            elif ob.aligned[t]:
                 accel = idm_accel(v, v_des, ob.s_lo[t] - front, ob.v_along[t], driver, driver.min_gap_m)
-            elif ob.in_path[t] and self._inside_conflict(index, t, front):
+            elif self._inside_conflict(index, t, front):
                 accel = idm_accel(v, v_des, ob.s_lo[t] - front, min(ob.v_along[t], 0.0), driver, driver.min_gap_m)
             else:
+                continue
+            if accel is None:
                 continue
             best = min(best, accel)
             tie = REASON_TIE_MPS2 if reason > Reason.LEAD else 0.0
@@ -240,6 +254,25 @@ class LongitudinalPlanner:
         for j, line in enumerate(self.stop_lines):
             if line.red_in is None and stopped_at[j] is None and v < STOPPED_MPS and 0.0 < line.s - front < STOP_ZONE_M:
                 stopped_at[j] = t
+
+    def _make_room(self, ob: PathObstacle, t: int, front: float, v: float) -> float | None:
+        """Deceleration that opens a following gap before an aligned actor enters the corridor ahead.
+
+        It will enter in tau steps (a cut-in, a merge, the lane the route changes
+        into): where the driver would be by then at its current speed, is the actor
+        far enough ahead? If not, slow down evenly to make the gap by then, instead
+        of braking hard when it arrives. Actors entering behind the driver are
+        ignored (they are the ones to hold back).
+        """
+        tau = ob.enters_in[t]
+        entry = min(t + tau, len(ob.s_lo) - 1)
+        travelled = v * tau * DT_S
+        if ob.s_hi[entry] <= front + travelled - self.front_m - self.rear_m:
+            return None
+        shortfall = ob.s_lo[entry] - (front + travelled) - self.driver.min_gap_m - v * self.driver.headway_s
+        if shortfall >= 0.0:
+            return None
+        return max(2.0 * shortfall / (tau * DT_S) ** 2, -HARD_DECEL)
 
     def _stops_for_amber(self, gap: float, v: float, red_in_steps: int) -> bool:
         comfortable = v * v / (2.0 * max(gap - STOP_GAP_M, 0.01)) <= self.driver.amber_decel

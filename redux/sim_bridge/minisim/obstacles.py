@@ -18,7 +18,7 @@ import numpy as np
 from redux.sim_bridge.minisim.route import RoutePath
 from redux.sim_bridge.minisim.scene import ActorKind
 
-ANTICIPATION_STEPS = 15  # an aligned actor entering the corridor within 1.5 s (cut-in, merge) is followed already
+ANTICIPATION_STEPS = 50  # aligned actors entering the corridor within 5 s (cut-in, merge, lane change) count already
 ALIGNED_COS = 0.5  # within 60° of the path direction
 MARGIN_M = {ActorKind.PEDESTRIAN: 0.6, ActorKind.CYCLIST: 0.4}  # lateral clearance kept to each kind
 DEFAULT_MARGIN_M = 0.3
@@ -31,6 +31,7 @@ class PathObstacle:
     kind: ActorKind
     in_path: list[bool]  # per scene step
     soon: list[bool]  # in the corridor at some step of [t, t + ANTICIPATION_STEPS]
+    enters_in: list[int]  # steps until it is next in the corridor (0: now)
     aligned: list[bool]
     s_lo: list[float]  # box extent along the path
     s_hi: list[float]
@@ -88,8 +89,10 @@ def path_obstacles(
     aligned = grid(cos > ALIGNED_COS, False)
     s_lo, s_hi = grid(s - extent_s, 0.0), grid(s + extent_s, 0.0)
     v_along = grid(states[actor, step, 3] * cos, 0.0)
-    padded = np.pad(in_path, ((0, 0), (0, ANTICIPATION_STEPS)))
-    soon = np.lib.stride_tricks.sliding_window_view(padded, ANTICIPATION_STEPS + 1, axis=1).any(axis=-1)
+    step_index = np.arange(steps)
+    next_inside = np.minimum.accumulate(np.where(in_path, step_index, 2 * steps)[:, ::-1], axis=1)[:, ::-1]
+    enters_in = next_inside - step_index
+    soon = enters_in <= ANTICIPATION_STEPS
 
     obstacles: list[PathObstacle] = []
     conflicts: list[Conflict] = []
@@ -97,8 +100,8 @@ def path_obstacles(
         index = len(obstacles)
         obstacles.append(
             PathObstacle(
-                int(a), ActorKind(int(kinds[a])), in_path[a].tolist(), soon[a].tolist(), aligned[a].tolist(),
-                s_lo[a].tolist(), s_hi[a].tolist(), v_along[a].tolist(),
+                int(a), ActorKind(int(kinds[a])), in_path[a].tolist(), soon[a].tolist(), enters_in[a].tolist(),
+                aligned[a].tolist(), s_lo[a].tolist(), s_hi[a].tolist(), v_along[a].tolist(),
             )
         )  # fmt: skip
         crossing = np.concatenate([[False], in_path[a] & ~aligned[a], [False]])

@@ -70,6 +70,10 @@ class RoutePath:
         """(count, 2) path points every ``spacing_m`` ahead of where ``xy`` projects; NaN past the end."""
         x, y = float(xy[0]), float(xy[1])
         _, s, _ = self.locate(x, y, self.nearest_index(x, y))
+        return self.waypoints_from(s, count, spacing_m)
+
+    def waypoints_from(self, s: float, count: int, spacing_m: float) -> np.ndarray:
+        """(count, 2) path points every ``spacing_m`` after arc length ``s``; NaN past the end."""
         ahead = s + spacing_m * np.arange(1, count + 1)
         points = np.stack([np.interp(ahead, self.s, self.xy[:, 0]), np.interp(ahead, self.s, self.xy[:, 1])], axis=1)
         points[ahead > self.length_m] = np.nan

@@ -21,14 +21,27 @@ import numpy as np
 
 from redux.config import SimConfig
 from redux.policy.action_space import DT_S, HORIZON
+from redux.eval.collision import collision_metrics
+from redux.eval.footprint import ego_polygons
+from redux.eval.road import offroad
 from redux.sim_bridge.minisim.route import RoutePath
-from redux.sim_bridge.minisim.scene import EGO_WHEELBASE_M, Scene
+from redux.sim_bridge.minisim.scoring import road_geometry
+from redux.sim_bridge.minisim.scene import (
+    EGO_LENGTH_M,
+    EGO_REAR_AXLE_TO_CENTRE_M,
+    EGO_WHEELBASE_M,
+    EGO_WIDTH_M,
+    Scene,
+)
 from redux.sim_bridge.minisim.suites import generate_scene
 from redux.sim_bridge.minisim.vehicle_control import BicycleParams, bicycle_step, rig_to_world, track, world_to_rig
 from redux.sim_bridge.session import Observation, Plan, StepResult
 
 HISTORY_POSES = 16
 CAMERA_FRAMES = 4
+COLLISION_PENALTY = 10.0  # NVIDIA's closed-loop GRPO reward weights (specs/alpamayo.md)
+OFFROAD_PENALTY = 5.0
+PATH_DISTANCE_PENALTY = 0.01
 ROUTE_WAYPOINTS = 20
 ROUTE_SPACING_M = 4.2
 
@@ -55,6 +68,12 @@ class _Slot:
     rng: np.random.Generator
     log: RolloutLog
     steps_taken: int = 0
+    route_hint: int = 0  # route vertex nearest the ego at the last step: where the next search starts
+    route_s: float = 0.0  # where the ego is along its route, and how far off it (positive left)
+    route_d: float = 0.0
+    progress_start_s: float = 0.0  # route arc lengths of the recorded drive at hand-over and at the episode's end
+    progress_span_m: float = 0.0
+    progress: float = 0.0
 
 
 class MinisimBatch:
@@ -70,8 +89,14 @@ class MinisimBatch:
         return len(self.slots)
 
     def reset(self, index: int, scene_id: int, seed: int) -> Observation:
+        """Start slot ``index`` on scene ``scene_id`` of the configured suite."""
+        scene = generate_scene(self.cfg.suite, scene_id, episode_steps=self.cfg.episode_steps)
+        return self.reset_to(index, scene, seed)
+
+    def reset_to(self, index: int, scene: Scene, seed: int) -> Observation:
+        """Start slot ``index`` on a given scene (a suite's, or one built by hand)."""
         cfg = self.cfg
-        scene = generate_scene(cfg.suite, scene_id, episode_steps=cfg.episode_steps)
+        scene_id = scene.scene_id
         start = cfg.warmup_steps
         delay = cfg.controller_delay_steps
         # the recorded drive keeps steering the car until the first plan is old enough
@@ -95,8 +120,13 @@ class MinisimBatch:
                 )
                 for name in self.renderer.camera_names
             }
+        slot.route_hint = slot.route.nearest_index(float(slot.state[0]), float(slot.state[1]))
+        end = scene.ego[min(start + cfg.episode_steps, len(scene.ego) - 1)]
+        _, slot.progress_start_s, _ = slot.route.locate(float(slot.state[0]), float(slot.state[1]), slot.route_hint)
+        _, end_s, _ = slot.route.locate(float(end[0]), float(end[1]), slot.route_hint)
+        slot.progress_span_m = end_s - slot.progress_start_s
         self.slots[index] = slot
-        return self._observe(slot)
+        return self._observe([slot])[0]
 
     def step(self, plans: list[Plan], sampled: list[np.ndarray] | None = None) -> list[StepResult]:
         """Advance every slot by 0.1 s with its new plan (rig frame at the current step)."""
@@ -115,7 +145,6 @@ class MinisimBatch:
         accel, steer = track(states, np.stack([p for _, p in active]), ages, self.params)
         states = bicycle_step(states, accel, steer, self.params)
 
-        results = []
         for i, slot in enumerate(slots):
             slot.state = states[i]
             slot.step += 1
@@ -125,18 +154,47 @@ class MinisimBatch:
             if self.renderer is not None:
                 for name, frames in slot.frames.items():
                     frames.append(self.renderer.camera(name, slot.scene, states[i, :3], slot.step))
-            done = slot.steps_taken >= self.cfg.episode_steps
-            results.append(StepResult(self._observe(slot), done, {"speed": float(states[i, 3])}))
+        observations = self._observe(slots)  # also locates every ego on its route
+        results = []
+        for slot, obs in zip(slots, observations):
+            metrics = self._step_metrics(slot) if self.cfg.step_metrics else {"speed": float(slot.state[3])}
+            incident = bool(metrics.get("collision_any", 0.0) or metrics.get("offroad", 0.0))
+            done = slot.steps_taken >= self.cfg.episode_steps or (incident and self.cfg.end_episode_on_incident)
+            results.append(StepResult(obs, done, metrics))
         return results
+
+    def _step_metrics(self, slot: _Slot) -> dict[str, float]:
+        """This step's incidents and the closed-loop reward NVIDIA's GRPO uses (specs/alpamayo.md).
+
+        The same redux.eval functions as the after-the-fact scoring, on one step;
+        progress and the distance to the recorded path are taken along the route.
+        """
+        step = slot.step
+        pose = slot.state[None, :3]
+        actors = slot.scene.actors
+        boxes = np.concatenate([actors.states[:, step : step + 1, :3], actors.size[:, None, :]], axis=2)
+        contact = collision_metrics(
+            pose, EGO_LENGTH_M, EGO_WIDTH_M, EGO_REAR_AXLE_TO_CENTRE_M, boxes, actors.valid[:, step : step + 1]
+        )
+        footprint = ego_polygons(pose, EGO_LENGTH_M, EGO_WIDTH_M, EGO_REAR_AXLE_TO_CENTRE_M)
+        off = float(offroad(footprint, road_geometry(slot.scene))[0])
+        progress = (slot.route_s - slot.progress_start_s) / max(slot.progress_span_m, 1e-6)
+        gained, slot.progress = progress - slot.progress, progress
+        collision = float(contact["collision_any"][0])
+        distance = abs(slot.route_d)
+        return {
+            "collision_any": collision,
+            "collision_at_fault": float(contact["collision_at_fault"][0]),
+            "offroad": off,
+            "progress": progress,
+            "dist_to_gt_trajectory": distance,
+            "speed": float(slot.state[3]),
+            "reward": gained - COLLISION_PENALTY * collision - OFFROAD_PENALTY * off - PATH_DISTANCE_PENALTY * distance,
+        }
 
     def expert_continuation(self, index: int) -> np.ndarray:
         slot = self._slot(index)
-        return self._recorded_future(slot)
-
-    @staticmethod
-    def _recorded_future(slot: _Slot) -> np.ndarray:
-        future = slot.scene.ego[slot.step + 1 : slot.step + 1 + HORIZON, :3]
-        return world_to_rig(future[None], slot.state[None])[0].astype(np.float32)
+        return world_to_rig(self._recorded_poses(slot)[None], slot.state[None])[0].astype(np.float32)
 
     def log(self, index: int) -> RolloutLog:
         return self._slot(index).log
@@ -162,33 +220,45 @@ class MinisimBatch:
         ready = [(issued, plan) for issued, plan in slot.plans if slot.step - issued >= self.cfg.controller_delay_steps]
         return ready[-1] if ready else slot.plans[0]
 
-    def _observe(self, slot: _Slot) -> Observation:
-        state = slot.state
-        history = world_to_rig(np.stack(slot.history)[None], state[None])[0]
+    def _observe(self, slots: list[_Slot]) -> list[Observation]:
+        """Observations of ``slots``, frame changes done for all of them in one call each."""
+        states = np.stack([s.state for s in slots])
+        history = world_to_rig(np.stack([np.stack(s.history) for s in slots]), states)
         if self.cfg.egomotion_noise_m > 0:
-            noise = slot.rng.normal(0.0, self.cfg.egomotion_noise_m, size=(HISTORY_POSES, 2))
-            noise[-1] = 0.0  # t0 is the origin of the rig frame by definition
-            history[:, :2] += noise
-        route = slot.route.waypoints_ahead(state[:2], ROUTE_WAYPOINTS, ROUTE_SPACING_M)
-        route_rig = np.full((ROUTE_WAYPOINTS, 3), np.nan, dtype=np.float32)
-        valid = ~np.isnan(route[:, 0])
-        if valid.any():
-            local = world_to_rig(np.concatenate([route[valid], np.zeros((valid.sum(), 1))], axis=1)[None], state[None])[0]
-            route_rig[valid, :2] = local[:, :2]
-            route_rig[valid, 2] = 0.0
-        cameras = {name: np.stack(frames) for name, frames in slot.frames.items()}
-        return Observation(
-            cameras=cameras,
-            ego_history=history.astype(np.float32),
-            route=route_rig,
-            time_us=int(round(slot.step * DT_S * 1e6)),
-            labels=self._labels(slot),
-        )
+            for i, slot in enumerate(slots):
+                noise = slot.rng.normal(0.0, self.cfg.egomotion_noise_m, size=(HISTORY_POSES - 1, 2))
+                history[i, :-1, :2] += noise  # t0 is the origin of the rig frame by definition
+        route = np.stack([self._route_ahead(s) for s in slots])
+        route = world_to_rig(np.concatenate([route, np.zeros(route.shape[:2] + (1,))], axis=2), states)
+        route[..., 2] = 0.0  # waypoints carry height, not heading; NaN padding stays NaN
+        route[np.isnan(route[..., 0])] = np.nan
+        futures = world_to_rig(np.stack([self._recorded_poses(s) for s in slots]), states).astype(np.float32)
+        return [
+            Observation(
+                cameras={name: np.stack(frames) for name, frames in slot.frames.items()},
+                ego_history=history[i].astype(np.float32),
+                route=route[i].astype(np.float32),
+                time_us=int(round(slot.step * DT_S * 1e6)),
+                labels=self._labels(slot, futures[i]),
+            )
+            for i, slot in enumerate(slots)
+        ]
 
-    def _labels(self, slot: _Slot) -> dict[str, np.ndarray]:
+    @staticmethod
+    def _route_ahead(slot: _Slot) -> np.ndarray:
+        """Alpasim's route: waypoints every 4.2 m ahead of the ego, NaN past the route's end."""
+        slot.route_hint, slot.route_s, slot.route_d = slot.route.locate(
+            float(slot.state[0]), float(slot.state[1]), slot.route_hint
+        )
+        return slot.route.waypoints_from(slot.route_s, ROUTE_WAYPOINTS, ROUTE_SPACING_M)
+
+    @staticmethod
+    def _recorded_poses(slot: _Slot) -> np.ndarray:
+        return slot.scene.ego[slot.step + 1 : slot.step + 1 + HORIZON, :3]
+
+    def _labels(self, slot: _Slot, recorded_future: np.ndarray) -> dict[str, np.ndarray]:
         """Privileged: the recorded future (RoaD, minADE, the expert reference) and, when
         configured, the expert's plan from the current state and its reasoning labels."""
-        recorded_future = self._recorded_future(slot)
         if not self.cfg.expert_labels:
             return {"recorded_future": recorded_future}
         from redux.sim_bridge.minisim.expert import expert_plan

@@ -17,7 +17,7 @@ A factor is a visible cause of the decision (see ``labels.py`` for when each is 
 
 from __future__ import annotations
 
-DECISIONS = (
+DECISIONS = (  # longitudinal decisions (0-6), then lateral ones (7-13)
     "keep speed",
     "accelerate",
     "decelerate",
@@ -33,8 +33,6 @@ DECISIONS = (
     "turn left",
     "turn right",
 )
-LONGITUDINAL_DECISIONS = DECISIONS[:7]
-LATERAL_DECISIONS = DECISIONS[7:]
 
 FACTORS = (
     "lead vehicle",
