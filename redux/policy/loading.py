@@ -34,12 +34,18 @@ def find_weights(path: Path) -> Path:
     return candidates[-1]
 
 
+def run_config_of(path: Path) -> Path:
+    """The config.yaml of the run a checkpoint (or run directory) belongs to."""
+    weights = find_weights(path)
+    run_dir = weights.parent.parent.parent if weights.parent.parent.name == "checkpoints" else path
+    return run_dir / "config.yaml"
+
+
 def load_checkpoint_policy(path: Path, cfg: RunConfig):
     from redux.policy.torch_engine import TorchPolicy
 
     weights = find_weights(path)
-    run_dir = weights.parent.parent.parent if weights.parent.parent.name == "checkpoints" else path
-    trained = load_config(run_dir / "config.yaml")
+    trained = load_config(run_config_of(path))
     # the model is the checkpoint's; the evaluation's simulator must feed it the same inputs
     policy = TorchPolicy(trained.policy, trained.sim, seed=cfg.seed)
     policy.load_weights(decode_tensors(weights.read_bytes()), version=0)
