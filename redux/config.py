@@ -28,6 +28,7 @@ class SimConfig(_Section):
     step_metrics: bool = Field(True, description="score incidents and reward at every step (training); evaluation scores afterwards")
     end_episode_on_incident: bool = Field(True, description="a collision or offroad ends the episode (training); evaluation drives on")
     egomotion_noise_m: float = Field(0.0, ge=0.0, description="std of the noise on reported ego-history positions")
+    reactive_actors: bool = Field(False, description="vehicles brake for the ego (IDM along their recorded paths); False: log replay")
     cameras: list[str] = Field(default_factory=list, description="minisim camera ids to render (Alpamayo rig names)")
     camera_width: int = Field(160, ge=16)
     camera_height: int = Field(96, ge=16)

@@ -71,7 +71,7 @@ class Evaluator:
             scene, log = batch.scene(i), batch.log(i)
             metrics = score_rollout(
                 scene, cfg.sim.warmup_steps, np.stack(log.ego), log.plans, log.plan_steps, log.samples,
-                episode_steps=cfg.sim.episode_steps,
+                episode_steps=cfg.sim.episode_steps, actor_states=np.stack(log.actors),
             )
             frames = self._frames(scene, log, metrics) if scene_id in video_ids else None
             rollouts.append(
@@ -92,7 +92,7 @@ class Evaluator:
         frames = []
         for k, ego in enumerate(log.ego):
             step = start + k
-            boxes, kinds = actors_at(scene, step)
+            boxes, kinds = actors_at(scene, step, log.actors[k])
             incident = "collision" if collision[step] else "offroad" if offroad[step] else None
             frames.append(
                 RolloutFrame(

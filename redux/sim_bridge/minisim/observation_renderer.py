@@ -20,11 +20,16 @@ from redux.sim_bridge.minisim.scene import Scene
 BEV = "bev"
 
 
-def actors_at(scene: Scene, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """World boxes (A, 5) x, y, yaw, length, width and kinds (A,) of the actors present at ``step``."""
+def actors_at(scene: Scene, step: int, states: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """World boxes (A, 5) x, y, yaw, length, width and kinds (A,) of the actors present at ``step``.
+
+    ``states`` (A, 4): where the actors really are when they do not replay their log
+    (reactive traffic); the recorded states otherwise.
+    """
     actors = scene.actors
     present = actors.valid[:, step]
-    boxes = np.concatenate([actors.states[present, step, :3], actors.size[present]], axis=1)
+    where = actors.states[:, step] if states is None else states
+    boxes = np.concatenate([where[present, :3], actors.size[present]], axis=1)
     return boxes, actors.kind[present]
 
 
@@ -46,8 +51,10 @@ class ObservationRenderer:
             self._routes[key] = RoutePath.of(scene).points
         return self._routes[key]
 
-    def camera(self, name: str, scene: Scene, ego_pose: np.ndarray, step: int) -> np.ndarray:
-        boxes, kinds = actors_at(scene, step)
+    def camera(
+        self, name: str, scene: Scene, ego_pose: np.ndarray, step: int, actor_states: np.ndarray | None = None
+    ) -> np.ndarray:
+        boxes, kinds = actors_at(scene, step, actor_states)
         t_s = step * DT_S
         if name == BEV:
             return render_bev(

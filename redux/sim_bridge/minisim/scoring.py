@@ -28,21 +28,24 @@ def road_geometry(scene: Scene) -> RoadGeometry:
 
 def score_rollout(scene: Scene, start_step: int, ego: np.ndarray, plans: list[np.ndarray],
                   plan_steps: list[int], samples: list[np.ndarray] | None = None,
-                  episode_steps: int | None = None) -> TimestepMetrics:
+                  episode_steps: int | None = None, actor_states: np.ndarray | None = None) -> TimestepMetrics:
     """Per-timestep metrics of a rollout that took over at ``start_step``.
 
     ``ego`` (S, 4) world rig states from the hand-over on; ``plans`` the driven
     plans (64, 3) world poses issued at ``plan_steps``; ``samples`` the K sampled
-    plans (K, 64, 3) of each call (minADE), the driven plan alone if None.
+    plans (K, 64, 3) of each call (minADE), the driven plan alone if None;
+    ``actor_states`` (S, A, 4) where the actors were from the hand-over on, when they
+    did not replay their log.
     """
     warmup = scene.ego[:start_step, :3]
     rig = np.concatenate([warmup, ego[:, :3]], axis=0)
     steps = len(rig)
     timestamps = np.arange(steps, dtype=np.int64) * STEP_US
     actors = scene.actors
-    boxes = np.concatenate(
-        [actors.states[:, :steps, :3], np.broadcast_to(actors.size[:, None, :], (actors.count, steps, 2))], axis=2
-    )
+    where = actors.states[:, :steps, :3]
+    if actor_states is not None:
+        where = np.concatenate([actors.states[:, :start_step, :3], np.swapaxes(actor_states, 0, 1)[:, :, :3]], axis=1)
+    boxes = np.concatenate([where, np.broadcast_to(actors.size[:, None, :], (actors.count, steps, 2))], axis=2)
     recorded_end = len(scene.ego) if episode_steps is None else min(start_step + episode_steps + 1, len(scene.ego))
     recorded = box_centres(scene.ego[:recorded_end, :3], EGO_REAR_AXLE_TO_CENTRE_M)
     calls = []

@@ -24,6 +24,7 @@ from redux.policy.action_space import DT_S, HORIZON
 from redux.eval.collision import collision_metrics
 from redux.eval.footprint import ego_polygons
 from redux.eval.road import offroad
+from redux.sim_bridge.minisim.reactive_traffic import ReactiveTraffic
 from redux.sim_bridge.minisim.route import RoutePath
 from redux.sim_bridge.minisim.scoring import road_geometry
 from redux.sim_bridge.minisim.scene import (
@@ -54,6 +55,7 @@ class RolloutLog:
     plans: list[np.ndarray] = field(default_factory=list)  # world plan poses (64, 3) per policy step
     samples: list[np.ndarray] = field(default_factory=list)  # world sampled plans (K, 64, 3) per policy step
     plan_steps: list[int] = field(default_factory=list)  # scene step at which each plan was issued
+    actors: list[np.ndarray] = field(default_factory=list)  # world actor states (A, 4) per step
 
 
 @dataclass
@@ -68,6 +70,8 @@ class _Slot:
     rng: np.random.Generator
     log: RolloutLog
     steps_taken: int = 0
+    actor_states: np.ndarray | None = None  # (A, 4) where the other actors are now
+    traffic: ReactiveTraffic | None = None  # None: the actors replay their log
     route_hint: int = 0  # route vertex nearest the ego at the last step: where the next search starts
     route_s: float = 0.0  # where the ego is along its route, and how far off it (positive left)
     route_d: float = 0.0
@@ -110,7 +114,9 @@ class MinisimBatch:
             history=deque((scene.ego[k, :3] for k in range(start - HISTORY_POSES + 1, start + 1)), maxlen=HISTORY_POSES),
             frames={},
             rng=np.random.default_rng([seed, scene_id]),
-            log=RolloutLog(ego=[scene.ego[start].copy()]),
+            log=RolloutLog(ego=[scene.ego[start].copy()], actors=[scene.actors.states[:, start].copy()]),
+            actor_states=scene.actors.states[:, start].copy(),
+            traffic=ReactiveTraffic.start(scene, start) if cfg.reactive_actors else None,
         )
         if self.renderer is not None:
             slot.frames = {
@@ -151,9 +157,14 @@ class MinisimBatch:
             slot.steps_taken += 1
             slot.history.append(states[i, :3].copy())
             slot.log.ego.append(states[i].copy())
+            if slot.traffic is None:
+                slot.actor_states = slot.scene.actors.states[:, slot.step]
+            else:
+                slot.actor_states = slot.traffic.advance(slot.scene, slot.step, states[i])
+            slot.log.actors.append(slot.actor_states.copy())
             if self.renderer is not None:
                 for name, frames in slot.frames.items():
-                    frames.append(self.renderer.camera(name, slot.scene, states[i, :3], slot.step))
+                    frames.append(self.renderer.camera(name, slot.scene, states[i, :3], slot.step, slot.actor_states))
         observations = self._observe(slots)  # also locates every ego on its route
         results = []
         for slot, obs in zip(slots, observations):
@@ -172,7 +183,7 @@ class MinisimBatch:
         step = slot.step
         pose = slot.state[None, :3]
         actors = slot.scene.actors
-        boxes = np.concatenate([actors.states[:, step : step + 1, :3], actors.size[:, None, :]], axis=2)
+        boxes = np.concatenate([slot.actor_states[:, None, :3], actors.size[:, None, :]], axis=2)
         contact = collision_metrics(
             pose, EGO_LENGTH_M, EGO_WIDTH_M, EGO_REAR_AXLE_TO_CENTRE_M, boxes, actors.valid[:, step : step + 1]
         )
