@@ -45,8 +45,8 @@ class ActorTracks:
 class StepLabels:
     """Privileged per-step training targets (only the embedded simulator has them)."""
 
-    decision: np.ndarray  # (T,) index into reasoning.DECISIONS: the expert's closed-set driving decision
-    factors: np.ndarray  # (T, F) bool over reasoning.FACTORS: causal factors visible in the history
+    decision: np.ndarray  # (T,) index into minisim.vocabulary.DECISIONS: the expert's closed-set driving decision
+    factors: np.ndarray  # (T, F) bool over minisim.vocabulary.FACTORS: causal factors visible in the history
     meta_actions: np.ndarray  # (T, 3) longitudinal, lateral, lane indices over the next 6.4 s (first segment)
 
 
