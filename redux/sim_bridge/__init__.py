@@ -1,6 +1,7 @@
 """Simulators behind one ``Session`` interface, chosen by ``sim.kind``."""
 
 from redux.config import SimConfig
+from redux.sim_bridge.batch import SessionBatch, SessionList
 from redux.sim_bridge.session import Observation, Plan, Session, StepResult
 
 
@@ -15,6 +16,16 @@ def make_session(cfg: SimConfig) -> Session:
 
         return MinisimSession(cfg, ObservationRenderer(cfg) if cfg.cameras else None)
     raise ValueError(f"unknown simulator kind {cfg.kind!r}")
+
+
+def make_batch(cfg: SimConfig, size: int) -> SessionBatch:
+    """``size`` sessions that step together (vectorised where the simulator can)."""
+    if cfg.kind == "minisim":
+        from redux.sim_bridge.minisim.observation_renderer import ObservationRenderer
+        from redux.sim_bridge.minisim.session import MinisimBatch
+
+        return MinisimBatch(cfg, size, ObservationRenderer(cfg) if cfg.cameras else None)
+    return SessionList([make_session(cfg) for _ in range(size)])
 
 
 def scene_count(cfg: SimConfig) -> int | None:
@@ -36,4 +47,4 @@ def bev_shape(cfg: SimConfig) -> tuple[int, int]:
     return CAMERA_FRAMES, len(BEV_CHANNELS)
 
 
-__all__ = ["bev_shape", "scene_count", "Observation", "Plan", "Session", "StepResult", "make_session"]
+__all__ = ["SessionBatch", "bev_shape", "make_batch", "scene_count", "Observation", "Plan", "Session", "StepResult", "make_session"]

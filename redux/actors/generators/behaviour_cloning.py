@@ -18,7 +18,7 @@ from redux.config import RunConfig
 from redux.policy.action_space import normalise
 from redux.policy.inputs import model_inputs
 from redux.policy.torch_engine import TorchPolicy
-from redux.sim_bridge import Plan, make_session, scene_count
+from redux.sim_bridge import Plan, make_batch, scene_count
 
 @dataclass
 class _Trace:
@@ -49,11 +49,11 @@ class BehaviourCloningGenerator:
         self.cfg = cfg
         self.actor_id = actor_id
         self.policy = TorchPolicy(cfg.policy, cfg.sim, seed=cfg.seed + actor_id)
-        self.sessions = [make_session(cfg.sim) for _ in range(cfg.sim.sessions_per_actor)]
+        self.sessions = make_batch(cfg.sim, cfg.sim.sessions_per_actor)
         self.scene_count = scene_count(cfg.sim)
-        self.episodes = [0] * len(self.sessions)
-        self.session_steps = [0] * len(self.sessions)
-        self.observations = [self._reset(i) for i in range(len(self.sessions))]
+        self.episodes = [0] * self.sessions.size
+        self.session_steps = [0] * self.sessions.size
+        self.observations = [self._reset(i) for i in range(self.sessions.size)]
 
     def _scene_id(self, session: int) -> int:
         """Sessions of all actors interleave over the scenes, so none drives a scene twice
@@ -64,20 +64,19 @@ class BehaviourCloningGenerator:
         return index if self.scene_count is None else index % self.scene_count
 
     def _reset(self, session: int):
-        return self.sessions[session].reset(self._scene_id(session), self.cfg.seed)
+        return self.sessions.reset(session, self._scene_id(session), self.cfg.seed)
 
     def generate(self, num_steps: int) -> tuple[list[RolloutRecord], GenerationStats]:
         """Step every session ``num_steps`` times; one record per session."""
         stats = GenerationStats()
-        traces = [_Trace(self.session_steps[i], self.episodes[i]) for i in range(len(self.sessions))]
+        traces = [_Trace(self.session_steps[i], self.episodes[i]) for i in range(self.sessions.size)]
         for _ in range(num_steps):
             t0 = time.perf_counter()
             out = self.policy.act(self.observations, num_samples=self.cfg.policy.num_samples)
             t1 = time.perf_counter()
             inputs = model_inputs(self.observations)
-            for i, session in enumerate(self.sessions):
-                obs = self.observations[i]
-                result = session.step(Plan(out.actions[i, 0], out.poses[i, 0]))
+            results = self.sessions.step([Plan(out.actions[i, 0], out.poses[i, 0]) for i in range(self.sessions.size)])
+            for i, (obs, result) in enumerate(zip(self.observations, results)):
                 traces[i].add(
                     bev=inputs["bev"][i],
                     ego_history=inputs["ego_history"][i],
@@ -99,7 +98,7 @@ class BehaviourCloningGenerator:
                     self.observations[i] = result.observation
             stats.policy_ms += (t1 - t0) * 1e3
             stats.sim_ms += (time.perf_counter() - t1) * 1e3
-            stats.env_steps += len(self.sessions)
+            stats.env_steps += self.sessions.size
         records = [self._record(i, trace, out.weight_version) for i, trace in enumerate(traces)]
         return records, stats
 
