@@ -166,7 +166,7 @@ def bench_learner(
 
     result = run_learner_bench(_config(config, set_), steps)
     path = _write_json(out, "bench.json", result)
-    _table("redux bench learner", result["rows"] if "rows" in result else [result])
+    _table("redux bench learner", result["rows"])
     typer.echo(f"wrote {path}")
 
 

@@ -19,14 +19,16 @@ from redux.learner.deepspeed_trainer import DeepSpeedTrainer
 from redux.learner.objectives import OBJECTIVES, Objective
 from redux.policy import build_model
 from redux.policy.action_space import HORIZON
+from redux.sim_bridge import bev_shape
 from redux.sim_bridge.lane.session import HISTORY_POSES
 
 
 def synthetic_rollout_tensors(cfg: RunConfig, steps: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Record tensors for ``steps`` policy steps with the shapes and dtypes actors store."""
-    side, frames = cfg.sim.bev_pixels, cfg.sim.bev_frames
+    side = cfg.sim.bev_pixels
+    frames, channels = bev_shape(cfg.sim)
     return {
-        "bev": rng.integers(0, 256, (steps, frames, 3, side, side), dtype=np.uint8),
+        "bev": rng.integers(0, 256, (steps, frames, channels, side, side), dtype=np.uint8),
         "ego_history": rng.standard_normal((steps, HISTORY_POSES, 3), dtype=np.float32),
         "target_actions": rng.standard_normal((steps, HORIZON, 2), dtype=np.float32),
     }

@@ -11,20 +11,25 @@ def make_session(cfg: SimConfig) -> Session:
 
         return LaneSession(cfg)
     if cfg.kind == "minisim":
-        from redux.sim_bridge.minisim.observation_renderer import ObservationRenderer
         from redux.sim_bridge.minisim.session import MinisimSession
 
-        return MinisimSession(cfg, ObservationRenderer(cfg) if cfg.cameras else None)
+        return MinisimSession(cfg, _minisim_renderer(cfg))
     raise ValueError(f"unknown simulator kind {cfg.kind!r}")
+
+
+def _minisim_renderer(cfg: SimConfig):
+    """The cameras a minisim session draws; None when the policy asks for none."""
+    from redux.sim_bridge.minisim.observation_renderer import ObservationRenderer
+
+    return ObservationRenderer(cfg) if cfg.cameras else None
 
 
 def make_batch(cfg: SimConfig, size: int) -> SessionBatch:
     """``size`` sessions that step together (vectorised where the simulator can)."""
     if cfg.kind == "minisim":
-        from redux.sim_bridge.minisim.observation_renderer import ObservationRenderer
         from redux.sim_bridge.minisim.session import MinisimBatch
 
-        return MinisimBatch(cfg, size, ObservationRenderer(cfg) if cfg.cameras else None)
+        return MinisimBatch(cfg, size, _minisim_renderer(cfg))
     return SessionList([make_session(cfg) for _ in range(size)])
 
 

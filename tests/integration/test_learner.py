@@ -279,3 +279,11 @@ def test_learner_bench_compares_deepspeed_with_plain_torch():
     assert result["deepspeed_over_torch"] == deepspeed_row["samples_per_s"] / torch_row["samples_per_s"]
     # same model, data, optimiser and clipping: the engines must agree on the numbers
     assert deepspeed_row["final_loss"] == pytest.approx(torch_row["final_loss"], rel=1e-4)
+
+
+def test_learner_bench_builds_batches_for_the_minisim_bev():
+    """minisim's BEV has its own channels and frame history; the bench's batches must match the model."""
+    cfg = small_cfg(rollouts_per_step=1)
+    cfg.sim.kind, cfg.sim.cameras = "minisim", ["bev"]
+    result = run_learner_bench(cfg, steps=2)
+    assert all(row["samples_per_s"] > 0 for row in result["rows"])
