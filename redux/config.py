@@ -50,18 +50,33 @@ class SimConfig(_Section):
 class PolicyConfig(_Section):
     """The policy replica each actor holds and the learner trains."""
 
-    kind: Literal["bev-planner"] = "bev-planner"
+    kind: Literal["bev-planner", "alpamayo"] = Field(
+        "bev-planner", description="alpamayo: the Alpamayo-R1 architecture at `preset` size; bev-planner: a small raster planner"
+    )
     engine: Literal["torch"] = "torch"
-    hidden: int = Field(128, ge=8)
-    channels: int = Field(16, ge=1, description="conv channels of the BEV encoder")
+    preset: str = Field("tiny", description="alpamayo size: alpamayo-r1-10b, student-1b, tiny-0.5b, teacher, student, tiny")
+    reasoning: Literal["none", "coc", "cfvla", "lcdrive"] = Field("none", description="alpamayo decoding mode")
+    tokenizer: str | None = Field(None, description="saved tokenizer directory; None builds the embedded one (offline BPE)")
+    checkpoint: str | None = Field(None, description="published safetensors directory (e.g. nvidia/Alpamayo-R1-10B) to load")
+    flow_steps: int | None = Field(None, ge=1, description="Euler/SDE steps of the flow expert; None = the preset's (10)")
+    sde_noise: float = Field(0.2, ge=0.0, description="noise level of SDE plan sampling (its log-probs feed GRPO)")
+    temperature: float = Field(0.6, gt=0.0, description="reasoning-token sampling temperature")
+    top_p: float = Field(0.98, gt=0.0, le=1.0)
+    trajectory_tokens: bool = Field(False, description="also train the 128 discrete future-trajectory tokens")
+    hidden: int = Field(128, ge=8, description="bev-planner width")
+    channels: int = Field(16, ge=1, description="conv channels of the bev-planner's BEV encoder")
     num_samples: int = Field(1, ge=1, description="plans sampled per observation (K)")
-    sample_std: float = Field(0.1, ge=0.0, description="std of plan samples in normalised action units")
+    sample_std: float = Field(0.1, ge=0.0, description="bev-planner: std of plan samples in normalised action units")
     torch_threads: int = Field(1, ge=1, description="intra-op threads per replica; actors share few cores")
 
 
 class ActorsConfig(_Section):
     num: int = Field(2, ge=1)
-    generator: Literal["bc"] = Field("bc", description="what actors produce: bc = on-policy rollouts labelled with the expert plan")
+    generator: Literal["bc", "expert"] = Field(
+        "bc",
+        description="what actors produce: bc = the policy drives, every state labelled with the expert's plan; "
+        "expert = expert demonstrations (the expert drives, no policy call)",
+    )
     rollout_steps: int = Field(16, ge=1, description="policy steps per session in one rollout record")
     max_in_flight: int = Field(2, ge=1, description="sample calls queued per actor (bounded with ray.wait); 2 hides the call round trip")
     max_restarts: int = Field(3, ge=0)
@@ -79,8 +94,27 @@ class BufferConfig(_Section):
     append_only: bool = Field(False, description="AOF persistence for the embedded server")
 
 
+class LossWeights(_Section):
+    """Weights of the vla objective's parts; token parts are means over their own tokens.
+
+    CF-VLA trains trajectory : meta-action : critique at 1 : 10 : 10."""
+
+    flow: float = Field(1.0, ge=0.0, description="flow-matching loss of the continuous plan")
+    trajectory: float = Field(1.0, ge=0.0, description="cross-entropy on the discrete future-trajectory tokens")
+    coc: float = Field(1.0, ge=0.0, description="cross-entropy on Chain-of-Causation text")
+    meta_action: float = Field(10.0, ge=0.0)
+    critique: float = Field(10.0, ge=0.0)
+    structure: float = Field(1.0, ge=0.0, description="the mode's structural tokens (marks, start/end tokens)")
+    proposal: float = Field(1.0, ge=0.0, description="LCDrive action-proposal tokens")
+    latent: float = Field(1.0, ge=0.0, description="LCDrive latent-target regression")
+    probe: float = Field(1.0, ge=0.0, description="the reasoning probe (reads detached latents)")
+
+
 class LearnerConfig(_Section):
-    objective: Literal["bc"] = Field("bc", description="training objective, by name (redux/learner/objectives)")
+    objective: Literal["bc", "vla"] = Field(
+        "bc", description="training objective by name (redux/learner/objectives): bc for the bev-planner, vla for alpamayo"
+    )
+    loss_weights: LossWeights = LossWeights()
     steps: int = Field(40, ge=1)
     rollouts_per_step: int = Field(4, ge=1, description="records taken per optimiser step")
     lr: float = Field(1e-3, gt=0.0)

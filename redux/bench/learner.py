@@ -16,7 +16,7 @@ import torch
 
 from redux.config import RunConfig
 from redux.learner.deepspeed_trainer import DeepSpeedTrainer
-from redux.learner.objectives import OBJECTIVES, Objective
+from redux.learner.objectives import Objective, make_objective
 from redux.policy import build_model
 from redux.policy.action_space import HORIZON
 from redux.sim_bridge import bev_shape
@@ -43,7 +43,7 @@ def run_learner_bench(cfg: RunConfig, steps: int) -> dict:
         {k: torch.from_numpy(v) for k, v in synthetic_rollout_tensors(cfg, samples_per_step, rng).items()}
         for _ in range(steps + 1)
     ]
-    objective = OBJECTIVES["bc"]
+    objective = make_objective(cfg.learner)
 
     torch.manual_seed(cfg.seed)
     trainer = DeepSpeedTrainer(build_model(cfg.policy, cfg.sim), cfg.learner)

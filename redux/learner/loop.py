@@ -23,7 +23,7 @@ from redux.config import RunConfig
 from redux.learner.batch import collate
 from redux.learner.deepspeed_trainer import DeepSpeedTrainer
 from redux.learner.intake import gather_rollouts, staleness
-from redux.learner.objectives import OBJECTIVES
+from redux.learner.objectives import make_objective
 from redux.learner.endpoints import LearnerEndpoints
 from redux.learner.weight_transport import WeightHandle
 from redux.policy import build_model
@@ -38,7 +38,7 @@ class LearnerLoop:
         torch.manual_seed(cfg.seed)  # the same seed gives replicas built from cfg the same initial weights
         self.cfg = cfg
         self.checkpoint_dir = Path(run_dir) / "checkpoints"
-        self.objective = OBJECTIVES[cfg.learner.objective]
+        self.objective = make_objective(cfg.learner)
         self.trainer = DeepSpeedTrainer(build_model(cfg.policy, cfg.sim), cfg.learner)
         self.step = 0
         self.version = 0

@@ -11,4 +11,8 @@ def build_model(policy: PolicyConfig, sim: SimConfig) -> nn.Module:
         from redux.policy.bev_planner import BevPlanner
 
         return BevPlanner(policy, sim)
+    if policy.kind == "alpamayo":
+        from redux.policy.alpamayo.factory import build_alpamayo
+
+        return build_alpamayo(policy)
     raise ValueError(f"unknown policy kind {policy.kind!r}")

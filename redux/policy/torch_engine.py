@@ -30,6 +30,9 @@ class TorchPolicy:
         self.weight_version = 0
         self._generator = torch.Generator().manual_seed(seed)
 
+    def model_inputs(self, observations: list[Observation]) -> dict[str, np.ndarray]:
+        return model_inputs(observations)
+
     def act(self, observations: list[Observation], num_samples: int = 1, greedy: bool = False) -> PolicyOutput:
         start = time.perf_counter()
         inputs = {k: torch.from_numpy(v) for k, v in model_inputs(observations).items()}
@@ -67,3 +70,15 @@ def gaussian_log_prob(noise: np.ndarray, std: float) -> np.ndarray:
     flat = noise.reshape(noise.shape[0], noise.shape[1], -1)
     dims = flat.shape[-1]
     return -0.5 * np.sum((flat / std) ** 2, axis=-1) - dims * math.log(std * math.sqrt(2 * math.pi))
+
+
+def make_torch_policy(policy: PolicyConfig, sim: SimConfig, seed: int = 0):
+    """The in-process replica of ``policy.kind``: the BEV planner or the Alpamayo network."""
+    if policy.kind == "alpamayo":
+        from redux.policy.alpamayo.policy import AlpamayoPolicy
+
+        torch.set_num_threads(policy.torch_threads)
+        torch.manual_seed(seed)
+        model = build_model(policy, sim)
+        return AlpamayoPolicy(model, model.tokenizer, policy, seed=seed)
+    return TorchPolicy(policy, sim, seed=seed)

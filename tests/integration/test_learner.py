@@ -17,7 +17,8 @@ from redux.learner.batch import collate
 from redux.learner.deepspeed_trainer import DeepSpeedTrainer
 from redux.learner.intake import LearnerStarved
 from redux.learner.loop import LearnerLoop
-from redux.learner.objectives import OBJECTIVES
+from redux.config import LearnerConfig
+from redux.learner.objectives import make_objective
 from redux.learner.simulated import SimulatedLearner
 from redux.learner.weight_transport import fetch_weights
 from redux.policy import build_model
@@ -28,7 +29,7 @@ from redux.sim_bridge import Plan, make_session
 
 pytestmark = pytest.mark.integration
 
-BC = OBJECTIVES["bc"]
+BC = make_objective(LearnerConfig())
 
 
 def small_cfg(**learner) -> RunConfig:

@@ -7,10 +7,11 @@ from redux.bench.learner import synthetic_rollout_tensors
 from redux.buffer.codec import RolloutRecord
 from redux.config import RunConfig
 from redux.learner.batch import collate
-from redux.learner.objectives import OBJECTIVES
+from redux.config import LearnerConfig
+from redux.learner.objectives import make_objective
 from redux.policy import build_model
 
-BC = OBJECTIVES["bc"]
+BC = make_objective(LearnerConfig())
 
 
 def small_cfg() -> RunConfig:

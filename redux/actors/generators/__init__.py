@@ -4,7 +4,7 @@ from redux.config import RunConfig
 
 
 def make_generator(cfg: RunConfig, actor_id: int):
-    if cfg.actors.generator == "bc":
+    if cfg.actors.generator in ("bc", "expert"):  # expert: the same generator, the expert drives
         from redux.actors.generators.behaviour_cloning import BehaviourCloningGenerator
 
         return BehaviourCloningGenerator(cfg, actor_id)

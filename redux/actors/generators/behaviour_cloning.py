@@ -15,9 +15,9 @@ import numpy as np
 
 from redux.buffer.codec import RolloutRecord
 from redux.config import RunConfig
-from redux.policy.action_space import normalise
-from redux.policy.inputs import model_inputs
-from redux.policy.torch_engine import TorchPolicy
+from redux.policy.action_space import estimate_speed, integrate, normalise
+from redux.policy.alpamayo.targets import TargetBuilder, world_model_targets
+from redux.policy.torch_engine import make_torch_policy
 from redux.sim_bridge import Plan, make_batch, scene_count
 
 @dataclass
@@ -48,12 +48,19 @@ class BehaviourCloningGenerator:
     def __init__(self, cfg: RunConfig, actor_id: int):
         self.cfg = cfg
         self.actor_id = actor_id
-        self.policy = TorchPolicy(cfg.policy, cfg.sim, seed=cfg.seed + actor_id)
+        self.policy = make_torch_policy(cfg.policy, cfg.sim, seed=cfg.seed + actor_id)
         self.sessions = make_batch(cfg.sim, cfg.sim.sessions_per_actor)
         self.scene_count = scene_count(cfg.sim)
         self.episodes = [0] * self.sessions.size
         self.session_steps = [0] * self.sessions.size
         self.observations = [self._reset(i) for i in range(self.sessions.size)]
+        self.targets = None
+        if cfg.policy.kind == "alpamayo":
+            preset = self.policy.model.preset
+            self.targets = TargetBuilder(
+                self.policy.tokenizer, self.policy.ids, cfg.policy.reasoning, preset.max_reasoning_tokens,
+                cfg.policy.trajectory_tokens, preset.latent_blocks, preset.proposal_tokens,
+            )  # fmt: skip
 
     def _scene_id(self, session: int) -> int:
         """Sessions of all actors interleave over the scenes, so none drives a scene twice
@@ -72,17 +79,18 @@ class BehaviourCloningGenerator:
         traces = [_Trace(self.session_steps[i], self.episodes[i]) for i in range(self.sessions.size)]
         for _ in range(num_steps):
             t0 = time.perf_counter()
-            out = self.policy.act(self.observations, num_samples=self.cfg.policy.num_samples)
+            plans, log_probs = self._plans()
             t1 = time.perf_counter()
-            inputs = model_inputs(self.observations)
-            results = self.sessions.step([Plan(out.actions[i, 0], out.poses[i, 0]) for i in range(self.sessions.size)])
+            inputs = self.policy.model_inputs(self.observations)
+            results = self.sessions.step(plans)
             for i, (obs, result) in enumerate(zip(self.observations, results)):
+                target = normalise(obs.labels["expert_actions"])
                 traces[i].add(
-                    bev=inputs["bev"][i],
-                    ego_history=inputs["ego_history"][i],
-                    target_actions=normalise(obs.labels["expert_actions"]),
-                    plan_actions=out.actions[i, 0],
-                    log_prob=np.float32(out.log_probs[i, 0]),
+                    **{name: value[i] for name, value in inputs.items()},
+                    **self._reasoning_targets(obs, target, inputs["ego_history"][i]),
+                    target_actions=target,
+                    plan_actions=plans[i].actions,
+                    log_prob=np.float32(log_probs[i]),
                     reward=np.float32(result.metrics["reward"]),
                     done=np.bool_(result.done),
                 )
@@ -99,8 +107,38 @@ class BehaviourCloningGenerator:
             stats.policy_ms += (t1 - t0) * 1e3
             stats.sim_ms += (time.perf_counter() - t1) * 1e3
             stats.env_steps += self.sessions.size
-        records = [self._record(i, trace, out.weight_version) for i, trace in enumerate(traces)]
+        records = [self._record(i, trace, self.policy.weight_version) for i, trace in enumerate(traces)]
         return records, stats
+
+    def _plans(self) -> tuple[list[Plan], np.ndarray]:
+        """The plans that drive: the policy's (DAgger-style coverage), or the expert's own
+        (pure demonstrations, and no policy call at all)."""
+        if self.cfg.actors.generator == "expert":
+            plans = []
+            for obs in self.observations:
+                actions = obs.labels["expert_actions"]
+                speed = estimate_speed(obs.ego_history[None, :, :2])[0]
+                plans.append(Plan(actions, integrate(actions, speed)))
+            return plans, np.zeros(len(plans), dtype=np.float32)
+        out = self.policy.act(self.observations, num_samples=self.cfg.policy.num_samples)
+        plans = [Plan(out.actions[i, 0], out.poses[i, 0]) for i in range(self.sessions.size)]
+        return plans, out.log_probs[:, 0]
+
+    def _reasoning_targets(self, obs, target: np.ndarray, history: np.ndarray) -> dict[str, np.ndarray]:
+        """Alpamayo records also carry the reasoning the model should produce, as token ids."""
+        if self.targets is None:
+            return {}
+        speed = float(estimate_speed(history[None, :, :2])[0])
+        reasoning = self.targets.build(obs.labels, target, speed)
+        preset = self.policy.model.preset
+        return {
+            "target_ids": reasoning.ids,
+            "target_categories": reasoning.categories,
+            "latent_targets": world_model_targets(obs.labels, target, speed, preset.latent_blocks, preset.latent_dim),
+            "decision": np.int64(obs.labels["decision"]),
+            "factors": np.asarray(obs.labels["factors"], dtype=bool),
+            "meta_actions": np.asarray(obs.labels["meta_actions"], dtype=np.int64),
+        }
 
     def _record(self, session: int, trace: _Trace, version: int) -> RolloutRecord:
         return RolloutRecord(

@@ -2,7 +2,7 @@
 
 An objective is a loss over a batch plus the record tensors that batch needs, so the
 learner collates exactly those and nothing else (images dominate a record's size).
-Calling an :class:`Objective` computes its loss: ``OBJECTIVES["bc"](model, batch)``.
+Calling an :class:`Objective` computes its loss: ``make_objective(cfg.learner)(model, batch)``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from redux.config import LearnerConfig
 from redux.learner.objectives import bc
 
 Loss = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
@@ -27,4 +28,10 @@ class Objective:
         return self.loss(model, batch)
 
 
-OBJECTIVES: dict[str, Objective] = {"bc": Objective(bc.bc_loss, bc.BATCH_KEYS)}
+def make_objective(cfg: LearnerConfig) -> Objective:
+    """The objective ``learner.objective`` names, with its configured weights."""
+    if cfg.objective == "vla":
+        from redux.learner.objectives import vla
+
+        return Objective(vla.make_vla_loss(cfg.loss_weights), vla.BATCH_KEYS)
+    return Objective(bc.bc_loss, bc.BATCH_KEYS)

@@ -1,0 +1,41 @@
+"""The Alpamayo objective: flow matching on the plan plus the reasoning's token and latent losses.
+
+Every part is computed by one teacher-forced pass (``policy.alpamayo.training``) and
+weighted by ``learner.loss_weights``; a part whose tokens a batch lacks (e.g. critiques
+in a batch where no sample thought) simply contributes nothing, so masking per mode
+needs no special case.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from redux.config import LossWeights
+from redux.policy.alpamayo.training import TeacherForcedBatch, teacher_forced_losses
+
+LABEL_KEYS = ("latent_targets", "decision", "factors", "meta_actions")
+BATCH_KEYS = ("frames", "ego_history", "target_actions", "target_ids", "target_categories", *LABEL_KEYS)
+
+
+def to_teacher_forced(model: nn.Module, batch: dict[str, torch.Tensor]) -> TeacherForcedBatch:
+    prompt = model.prompts.build(batch["frames"].numpy(), batch["ego_history"].numpy())
+    return TeacherForcedBatch(
+        prompt=prompt,
+        target_ids=batch["target_ids"].long(),
+        target_categories=batch["target_categories"].long(),
+        target_actions=batch["target_actions"].float(),
+        **{key: batch.get(key) for key in LABEL_KEYS},
+    )
+
+
+def make_vla_loss(weights: LossWeights):
+    def vla_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        module = getattr(model, "module", model)  # a DeepSpeed engine wraps the network
+        parts = teacher_forced_losses(module, to_teacher_forced(module, batch), module.prompts.ids.traj_future_start)
+        total = sum(getattr(weights, name.removeprefix("ce_")) * value for name, value in parts.items())
+        metrics = {name: value.item() for name, value in parts.items()}
+        metrics["loss"] = total.item()
+        return total, metrics
+
+    return vla_loss

@@ -1,0 +1,122 @@
+"""The Alpamayo policy behind the common ``Policy`` interface: observations in, K plans out.
+
+One ``act`` call serves many sessions at once: their prompts are prefilled as one batch,
+each observation's cache is shared by its K samples, reasoning is decoded for all B·K
+rows together, and the flow expert plans on that same cache (no second pass over the
+prompt). Greedy acting takes the most likely tokens and integrates the flow from zero
+noise; sampling draws tokens at the configured temperature and plans with the SDE
+sampler, whose per-step Gaussians give the plan's log-probability (GRPO needs it).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from redux.config import PolicyConfig
+from redux.policy.action_space import clip_to_bounds, denormalise, estimate_speed, integrate
+from redux.policy.alpamayo.model import AlpamayoR1
+from redux.policy.alpamayo.prompt import PromptBuilder
+from redux.policy.alpamayo.reasoning import Sampling, reason
+from redux.policy.flow_matching import euler_sample, sde_sample
+from redux.policy.interface import PolicyOutput
+from redux.sim_bridge.session import Observation
+
+
+class AlpamayoPolicy:
+    def __init__(self, model: AlpamayoR1, tokenizer, cfg: PolicyConfig, seed: int = 0):
+        from redux.policy.text_tokenizer import token_ids
+
+        self.model = model.eval()
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.ids = token_ids(tokenizer)
+        self.prompts = PromptBuilder(model.preset, tokenizer, self.ids)
+        self.weight_version = 0
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @property
+    def flow_steps(self) -> int:
+        return self.cfg.flow_steps or self.model.preset.flow_steps
+
+    def model_inputs(self, observations: list[Observation]) -> dict[str, np.ndarray]:
+        """What a record stores to replay this decision: frames at the model's size, ego history."""
+        from redux.policy.image_processing import resize_frames
+
+        p = self.model.preset
+        frames = np.stack([self.prompts.frames_of(o.cameras) for o in observations])
+        frames = resize_frames(frames.reshape(-1, *frames.shape[2:]), p.image_height, p.image_width)
+        return {
+            "frames": frames.reshape(len(observations), -1, *frames.shape[1:]),
+            "ego_history": np.stack([o.ego_history for o in observations]).astype(np.float32),
+        }
+
+    def act(self, observations: list[Observation], num_samples: int = 1, greedy: bool = False) -> PolicyOutput:
+        start = time.perf_counter()
+        inputs = self.model_inputs(observations)
+        prompt = self.prompts.build(inputs["frames"], inputs["ego_history"])
+        sampling = Sampling(self.cfg.temperature, self.cfg.top_p, greedy)
+        b, k = len(observations), num_samples
+        with torch.inference_mode():
+            prepared = time.perf_counter()
+            reasoning, prefix = reason(self.model, self.ids, prompt, self.cfg.reasoning, k, sampling, self.generator)
+            reasoned = time.perf_counter()
+
+            def velocity(x, t):
+                return self.model.velocity(x, t, prefix)
+
+            if greedy:
+                plans = euler_sample(velocity, torch.zeros(b * k, 64, 2), self.flow_steps)
+                flow_log_probs = torch.zeros(b * k)
+            else:
+                noise = torch.randn(b * k, 64, 2, generator=self.generator)
+                sample = sde_sample(velocity, noise, self.flow_steps, self.cfg.sde_noise, self.generator)
+                plans, flow_log_probs = sample.actions, sample.log_prob
+            planned = time.perf_counter()
+
+        actions = clip_to_bounds(denormalise(plans.numpy().reshape(b, k, 64, 2)))
+        speed = estimate_speed(inputs["ego_history"][..., :2])
+        poses = integrate(actions, speed[:, None])
+        token_log_probs = reasoning.log_probs.sum(1).reshape(b, k).numpy()
+        flow = flow_log_probs.reshape(b, k).numpy()
+        extras = {
+            "token_log_probs": token_log_probs.astype(np.float32),
+            "flow_log_probs": flow.astype(np.float32),
+            "reasoning_ids": reasoning.tokens.reshape(b, k, -1).numpy(),
+            "reasoning_lengths": reasoning.lengths.reshape(b, k).numpy(),
+            "thinking": (reasoning.tokens == self.ids.thinking_mark).any(1).reshape(b, k).numpy(),
+        }
+        if reasoning.latents is not None:
+            extras["latents"] = reasoning.latents.reshape(b, k, *reasoning.latents.shape[1:]).float().numpy()
+        texts = [self._text(row, n) for row, n in zip(reasoning.tokens, reasoning.lengths)]
+        done = time.perf_counter()
+        timings = {
+            "prepare_ms": (prepared - start) * 1e3,
+            "reasoning_ms": (reasoned - prepared) * 1e3,
+            "flow_ms": (planned - reasoned) * 1e3,
+            "total_ms": (done - start) * 1e3,
+            "decision_ms": (done - start) * 1e3 / b,
+        }
+        return PolicyOutput(
+            actions.astype(np.float32),
+            poses,
+            (token_log_probs + flow).astype(np.float32),
+            self.weight_version,
+            timings,
+            reasoning=texts,
+            extras=extras,
+        )
+
+    def _text(self, tokens: torch.Tensor, length: torch.Tensor) -> str:
+        if self.cfg.reasoning == "lcdrive":
+            return ""  # latent reasoning has no text; the probe explains it
+        return self.tokenizer.decode(tokens[: int(length)].tolist(), skip_special_tokens=True).strip()
+
+    def load_weights(self, named: dict[str, torch.Tensor], version: int) -> None:
+        self.model.load_state_dict(named, strict=True)
+        self.weight_version = version
+
+    def named_weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}

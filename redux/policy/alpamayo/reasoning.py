@@ -1,0 +1,199 @@
+"""The four reasoning modes as decoding grammars of one model, and their sampling loop.
+
+A mode decides three things: the token the assistant turn is pre-filled with, which
+tokens may be sampled at each step, and when the reasoning ends (always with
+``<|traj_future_start|>``, after which the flow expert plans from the cache):
+
+- ``none``: no reasoning; the prompt ends with ``<|traj_future_start|>``.
+- ``coc``: free Chain-of-Causation text until the stop token.
+- ``cfvla``: meta-actions, then ``Action:`` (commit) or ``Thinking:`` + a counterfactual
+  critique + revised meta-actions; the model chooses, so the think rate is measured.
+- ``lcdrive``: a fixed rhythm of action-proposal blocks (future-trajectory tokens) each
+  followed by one latent world-model token. The latent is not sampled: ``latent_head``
+  predicts it from the backbone's state and ``latent_in_proj`` feeds it back as the next
+  input embedding.
+
+Samples of one observation share its prompt cache (computed once, then repeated K
+times). Token log-probabilities are taken under the temperature-scaled distribution
+restricted to the mode's allowed tokens (top-p only truncates what is drawn), which is
+the distribution a policy-gradient ratio must compare against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from redux.policy.alpamayo.model import AlpamayoR1, ExpertPrefix
+from redux.policy.alpamayo.prompt import PromptBatch
+from redux.policy.text_tokenizer import TokenIds
+from redux.policy.trajectory_tokens import FUTURE_BINS
+
+Mode = Literal["none", "coc", "cfvla", "lcdrive"]
+MODES: tuple[str, ...] = ("none", "coc", "cfvla", "lcdrive")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.6
+    top_p: float = 0.98
+    greedy: bool = False
+
+
+@dataclass
+class Reasoning:
+    """Per sample (rows = observations × K): generated ids, their log-probs, latents."""
+
+    tokens: torch.Tensor  # (N, R) with pad after the stop token
+    log_probs: torch.Tensor  # (N, R), 0 where nothing was sampled (pads, forced and latent tokens)
+    lengths: torch.Tensor  # (N,) tokens up to and including the stop token
+    latents: torch.Tensor | None  # (N, blocks, latent_dim) for lcdrive
+
+
+def opening_tokens(mode: str, ids: TokenIds) -> list[int]:
+    return {
+        "none": [ids.traj_future_start],
+        "coc": [ids.cot_start],
+        "cfvla": [ids.meta_action_start],
+        "lcdrive": [ids.vectorized_wm_start],
+    }[mode]
+
+
+def allowed_tokens(mode: str, ids: TokenIds) -> torch.Tensor:
+    """(V,) bool: what free text in ``mode`` may contain (trajectory tokens never)."""
+    allowed = torch.zeros(ids.vocab_size, dtype=torch.bool)
+    allowed[: ids.traj_start] = True  # the BPE text vocabulary comes first
+    extra = {
+        "coc": [ids.cot_end, ids.traj_future_start],
+        "cfvla": [ids.meta_action_start, ids.meta_action_end, ids.action_mark, ids.thinking_mark, ids.traj_future_start],
+    }[mode]
+    allowed[extra] = True
+    return allowed
+
+
+def prefill(model: AlpamayoR1, prompt: PromptBatch, opening: list[int]):
+    """Run the prompt (+ the mode's opening) once; returns hidden states, cache and rope offsets."""
+    batch = prompt.size
+    input_ids = torch.cat([prompt.input_ids, torch.tensor(opening).expand(batch, -1)], dim=1)
+    image_mask = torch.cat([prompt.image_mask, torch.zeros(batch, len(opening), dtype=torch.bool)], dim=1)
+    positions, deltas = model.rope_index(input_ids, image_mask.int(), prompt.image_grid_thw, None)
+    hidden, cache = model.backbone(
+        model.embed(input_ids),
+        positions,
+        torch.ones_like(input_ids),
+        pixel_values=prompt.pixel_values,
+        image_grid_thw=prompt.image_grid_thw,
+    )
+    return hidden, cache, deltas.reshape(-1), input_ids.shape[1]
+
+
+def reason(
+    model: AlpamayoR1,
+    ids: TokenIds,
+    prompt: PromptBatch,
+    mode: str,
+    num_samples: int,
+    sampling: Sampling,
+    generator: torch.Generator | None = None,
+) -> tuple[Reasoning, ExpertPrefix]:
+    """Decode ``num_samples`` reasonings per prompt; returns them and the expert's view of the cache."""
+    if mode not in MODES:
+        raise ValueError(f"unknown reasoning mode {mode!r}; known: {', '.join(MODES)}")
+    hidden, cache, deltas, length = prefill(model, prompt, opening_tokens(mode, ids))
+    batch, k = prompt.size, num_samples
+    if mode == "none":
+        valid = torch.ones(batch, length, dtype=torch.bool)
+        prefix = ExpertPrefix.from_cache(cache, valid, length + deltas).repeat(k)
+        empty = torch.zeros(batch * k, 0, dtype=torch.long)
+        return Reasoning(empty, empty.float(), torch.zeros(batch * k, dtype=torch.long), None), prefix
+
+    cache.batch_repeat_interleave(k)
+    last = hidden[:, -1].repeat_interleave(k, 0)
+    deltas = deltas.repeat_interleave(k)
+    n = batch * k
+    script = _LatentScript(model, ids) if mode == "lcdrive" else _FreeText(mode, ids, model.preset.max_reasoning_tokens)
+    tokens, log_probs, alive_mask = [], [], []
+    alive = torch.ones(n, dtype=torch.bool)
+    latents = []
+    for step in range(script.max_steps):
+        token, log_prob, latent = script.next(step, model.logits(last), last, sampling, generator)
+        token = torch.where(alive, token, ids.endoftext)
+        log_probs.append(torch.where(alive, log_prob, 0.0))
+        tokens.append(token)
+        alive_mask.append(alive.clone())
+        embeds = model.embed(token[:, None])
+        if latent is not None:
+            latents.append(latent)
+            embeds = model.latent_in_proj(latent)[:, None].to(embeds.dtype)
+        attention = torch.cat([torch.ones(n, length, dtype=torch.bool), torch.stack(alive_mask, 1)], dim=1)
+        position = (length + step + deltas).reshape(1, n, 1).expand(3, n, 1)
+        hidden, cache = model.backbone(embeds, position, attention.long(), cache)
+        last = hidden[:, -1]
+        alive = alive & (token != ids.traj_future_start)
+        if not alive.any():
+            break
+    tokens, log_probs = torch.stack(tokens, 1), torch.stack(log_probs, 1)
+    valid = torch.cat([torch.ones(n, length, dtype=torch.bool), torch.stack(alive_mask, 1)], dim=1)
+    lengths = torch.stack(alive_mask, 1).sum(1)
+    prefix = ExpertPrefix.from_cache(cache, valid, length + lengths + deltas)
+    reasoning = Reasoning(tokens, log_probs, lengths, torch.stack(latents, 1) if latents else None)
+    return reasoning, prefix
+
+
+def sample_token(logits: torch.Tensor, allowed: torch.Tensor, sampling: Sampling, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw one token per row among ``allowed``; returns it and its log-probability."""
+    logits = logits.float().masked_fill(~allowed, float("-inf"))
+    if sampling.greedy:
+        token = logits.argmax(-1)
+        return token, torch.zeros(len(token))
+    log_p = torch.log_softmax(logits / sampling.temperature, dim=-1)
+    probs = log_p.exp()
+    if sampling.top_p < 1.0:
+        ordered, order = probs.sort(dim=-1, descending=True)
+        # keep the smallest prefix whose mass reaches top_p (always the first token)
+        drop = ordered.cumsum(-1) - ordered >= sampling.top_p
+        ordered = ordered.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, ordered)
+    token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    return token, log_p.gather(1, token[:, None]).squeeze(1)
+
+
+class _FreeText:
+    """coc / cfvla: sample among the mode's tokens; the last step is forced to the stop token."""
+
+    def __init__(self, mode: str, ids: TokenIds, max_tokens: int):
+        self.allowed = allowed_tokens(mode, ids)
+        self.stop_only = torch.zeros_like(self.allowed)
+        self.stop_only[ids.traj_future_start] = True
+        self.max_steps = max_tokens
+
+    def next(self, step, logits, hidden, sampling, generator):
+        allowed = self.stop_only if step == self.max_steps - 1 else self.allowed
+        token, log_prob = sample_token(logits, allowed, sampling, generator)
+        return token, log_prob, None
+
+
+class _LatentScript:
+    """lcdrive: [proposal tokens × P, latent] × blocks, then the closing tokens, all on a fixed beat."""
+
+    def __init__(self, model: AlpamayoR1, ids: TokenIds):
+        preset = model.preset
+        self.model, self.ids = model, ids
+        self.block = preset.proposal_tokens + 1
+        self.blocks = preset.latent_blocks
+        self.max_steps = self.blocks * self.block + 2
+        self.proposal = torch.zeros(ids.vocab_size, dtype=torch.bool)
+        self.proposal[ids.traj_start : ids.traj_start + FUTURE_BINS] = True
+
+    def next(self, step, logits, hidden, sampling, generator):
+        n = logits.shape[0]
+        if step >= self.blocks * self.block:
+            closing = self.ids.vectorized_wm_end if step == self.blocks * self.block else self.ids.traj_future_start
+            return torch.full((n,), closing), torch.zeros(n), None
+        if step % self.block == self.block - 1:
+            latent = self.model.latent_head(hidden)
+            return torch.full((n,), self.ids.vectorized_wm), torch.zeros(n), latent
+        token, log_prob = sample_token(logits, self.proposal, sampling, generator)
+        return token, log_prob, None
