@@ -186,3 +186,28 @@ def bench_sync(
     path = _write_json(out, "bench.json", result)
     _table("redux bench sync", result["rows"])
     typer.echo(f"wrote {path}")
+
+
+policy_app = typer.Typer(no_args_is_help=True, help="inspect the Alpamayo policy presets")
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("info")
+def policy_info(
+    preset: Annotated[str, typer.Option(help="alpamayo-r1-10b, student-1b, tiny-0.5b, teacher, student, tiny")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+):
+    """Parameter counts per component and main dimensions of a preset (built on the meta device)."""
+    from redux.policy.alpamayo.info import COMPONENTS, parameter_counts
+
+    try:
+        info = parameter_counts(preset)
+    except ValueError as err:
+        typer.secho(str(err), fg="red", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    parts = ["total", "backbone", *COMPONENTS]
+    _table(f"{preset} parameters", [{"part": k, "parameters": f"{info[k]:,}", "B": info[k] / 1e9} for k in parts])
+    _table(f"{preset} dimensions", [{"dimension": k, "value": v} for k, v in info["dimensions"].items()])

@@ -108,6 +108,12 @@ def _summary(rollouts: list[EvaluatedRollout], policy: str, suite: str, wall_s: 
     summary = {"policy": policy, "suite": suite, **headline(rollouts)}
     summary["hard"] = headline(hard) if hard else {"rollouts": 0}
     summary["decision_ms"] = float(np.mean([r.decision_ms for r in rollouts])) if rollouts else float("nan")
+    reasoned = [r.reasoning for r in rollouts if r.reasoning is not None]
+    if reasoned:
+        decisions = sum(r.decisions for r in reasoned)
+        summary["reasoning_consistency"] = sum(r.consistent for r in reasoned) / decisions
+        summary["think_rate"] = sum(r.thought for r in reasoned) / decisions
+        summary["reasoning_examples"] = [text for r in reasoned[:3] for text in r.examples[:2]]
     summary["close_encounter_definition"] = "OURS: min distance to an obstacle < 0.5 m without contact, or any contact"
     summary["wall_s"] = wall_s
     return summary

@@ -27,7 +27,7 @@ from redux.learner.objectives import make_objective
 from redux.learner.endpoints import LearnerEndpoints
 from redux.learner.weight_transport import WeightHandle
 from redux.policy import build_model
-from redux.policy.loading import POLICY_WEIGHTS
+from redux.policy.loading import POLICY_TOKENIZER, POLICY_WEIGHTS
 
 
 class LearnerLoop:
@@ -93,6 +93,9 @@ class LearnerLoop:
         """DeepSpeed's checkpoint (to resume training) plus the bare policy weights (to act)."""
         path = self.trainer.save(self.checkpoint_dir, {"step": self.step, "version": self.version})
         (path / POLICY_WEIGHTS).write_bytes(encode_tensors(self.trainer.named_weights()))
+        tokenizer = getattr(self.trainer.module, "tokenizer", None)
+        if tokenizer is not None:  # a checkpoint carries the ids its embeddings were trained with
+            tokenizer.save_pretrained(str(path / POLICY_TOKENIZER))
         return path
 
     def close(self) -> None:

@@ -42,6 +42,11 @@ def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     """(N, 3, H, W) uint8 → (N, 3, height, width) uint8 by PIL bicubic; a no-op at the target size."""
     if frames.shape[2:] == (height, width):
         return frames
+    if frames.shape[1] != 3:
+        raise ValueError(
+            f"only RGB frames are resized; {frames.shape[1]}-channel frames must arrive at {height}x{width}, "
+            f"got {frames.shape[2]}x{frames.shape[3]}"
+        )
     resized = [
         np.asarray(Image.fromarray(frame.transpose(1, 2, 0)).resize((width, height), Image.Resampling.BICUBIC))
         for frame in frames
@@ -57,11 +62,15 @@ def preprocess_frames(
     patch_size: int,
     merge_size: int,
     temporal_patch_size: int,
-    mean: Sequence[float] = (0.5, 0.5, 0.5),
-    std: Sequence[float] = (0.5, 0.5, 0.5),
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames (N, 3, H, W) uint8 to Qwen-VL ``pixel_values`` (N * gh * gw, 3 * T * P * P) and
+    """Frames (N, C, H, W) uint8 to Qwen-VL ``pixel_values`` (N * gh * gw, C * T * P * P) and
     ``image_grid_thw`` (N, 3) = (1, gh, gw), where gh = height / P and gw = width / P.
+
+    C is 3 for camera images; minisim's BEV raster has 6 mask channels, which a vision
+    tower built with ``in_channels=6`` reads the same way. mean and std default to 0.5
+    per channel (Qwen3-VL's values).
 
     Rows run over each image's merge_size x merge_size windows in raster order, the
     patches of a window together, so the vision merger can fuse neighbouring rows.
@@ -70,18 +79,21 @@ def preprocess_frames(
         raise ValueError(
             f"frames must be a uint8 numpy array, got {type(frames).__name__} {getattr(frames, 'dtype', '')}"
         )
-    if frames.ndim != 4 or frames.shape[1] != 3 or frames.shape[0] == 0:
-        raise ValueError(f"frames must be (N >= 1, 3, H, W) RGB, got shape {frames.shape}")
+    if frames.ndim != 4 or frames.shape[0] == 0:
+        raise ValueError(f"frames must be (N >= 1, C, H, W), got shape {frames.shape}")
     _check_size(height, width, patch_size, merge_size)
-    if len(mean) != 3 or len(std) != 3:
-        raise ValueError(f"mean and std need one value per RGB channel, got {mean} and {std}")
+    c = frames.shape[1]
+    mean = (0.5,) * c if mean is None else tuple(mean)
+    std = (0.5,) * c if std is None else tuple(std)
+    if len(mean) != c or len(std) != c:
+        raise ValueError(f"mean and std need one value per channel ({c}), got {mean} and {std}")
     if temporal_patch_size < 1:
         raise ValueError(f"temporal_patch_size must be >= 1, got {temporal_patch_size}")
 
     images = torch.from_numpy(np.ascontiguousarray(resize_frames(frames, height, width)))
     # rescale in float64, then normalise in float32: the reference processor's arithmetic, bit for bit
     images = (images.double() * (1 / 255)).float()
-    images = (images - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    images = (images - torch.tensor(mean).view(1, c, 1, 1)) / torch.tensor(std).view(1, c, 1, 1)
 
     n, channels = images.shape[:2]
     t, p, m = temporal_patch_size, patch_size, merge_size

@@ -13,6 +13,7 @@ from redux.config import RunConfig, load_config
 from redux.policy.reference import REFERENCE_POLICIES
 
 POLICY_WEIGHTS = "policy.weights"  # encode_tensors of the model's state_dict, beside DeepSpeed's files
+POLICY_TOKENIZER = "tokenizer"  # save_pretrained directory of an alpamayo policy's tokenizer
 
 
 def make_policy(spec: str, cfg: RunConfig):
@@ -46,6 +47,8 @@ def load_checkpoint_policy(path: Path, cfg: RunConfig):
 
     weights = find_weights(path)
     trained = load_config(run_config_of(path))
+    if (weights.parent / POLICY_TOKENIZER).is_dir():
+        trained.policy.tokenizer = str(weights.parent / POLICY_TOKENIZER)
     # the model is the checkpoint's; the evaluation's simulator must feed it the same inputs
     policy = make_torch_policy(trained.policy, trained.sim, seed=cfg.seed)
     policy.load_weights(decode_tensors(weights.read_bytes()), version=0)

@@ -22,7 +22,7 @@ from redux.policy.text_tokenizer import (
     traj_vocab_size,
 )
 
-BPE, TRAJ = 512, 4000
+BPE_CAP, TRAJ = 768, 4000  # the BPE learns at most BPE_CAP symbols (fewer if merges run out)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,8 @@ def ids(tokenizer):
 
 
 def test_id_layout(tokenizer, ids):
+    BPE = ids.traj_start
+    assert 256 < BPE <= BPE_CAP
     specials = [*SPECIAL_TOKENS.values(), *CHAT_TOKENS.values()]
     assert len(tokenizer) == ids.vocab_size == BPE + TRAJ + len(specials) + 2
     assert ids.traj_start == traj_token_start(tokenizer) == BPE

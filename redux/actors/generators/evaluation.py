@@ -33,6 +33,15 @@ class EvaluatedRollout:
     decision_ms: float  # mean policy time per decision (the whole batch's call ÷ its size)
     open_loop_min_ade: float  # minADE_6 at the hand-over, where the ego is exactly on the recorded drive
     frames: list[RolloutFrame] | None = None
+    reasoning: ReasoningStats | None = None  # policies that reason: what they said, and whether it fit the plan
+
+
+@dataclass
+class ReasoningStats:
+    decisions: int
+    consistent: int  # decisions whose stated reasoning agrees with the executed plan's meta-actions
+    thought: int  # CF-VLA decisions that critiqued their first meta-actions ("Thinking:")
+    examples: list[str]  # the reasoning of the first decisions, for reading
 
 
 class Evaluator:
@@ -58,9 +67,11 @@ class Evaluator:
         observations = [batch.reset(i, scene_id, cfg.seed) for i, scene_id in enumerate(scene_ids)]
         open_loop = self._open_loop_min_ade(observations)
         policy_ms = 0.0
+        stats = [ReasoningStats(0, 0, 0, []) for _ in scene_ids]
         for _ in range(cfg.sim.episode_steps):
             out = self.policy.act(observations, num_samples=cfg.policy.num_samples, greedy=True)
             policy_ms += out.timings["total_ms"]
+            _count_reasoning(stats, out)
             plans = [Plan(out.actions[i, 0], out.poses[i, 0]) for i in range(len(scene_ids))]
             results = batch.step(plans, sampled=list(out.poses))
             observations = [r.observation for r in results]
@@ -75,7 +86,10 @@ class Evaluator:
             )
             frames = self._frames(scene, log, metrics) if scene_id in video_ids else None
             rollouts.append(
-                EvaluatedRollout(scene_id, scene.scenario, scene.hard, metrics, decision_ms, float(open_loop[i]), frames)
+                EvaluatedRollout(
+                    scene_id, scene.scenario, scene.hard, metrics, decision_ms, float(open_loop[i]), frames,
+                    stats[i] if "consistent" in out.extras else None,
+                )  # fmt: skip
             )
         return rollouts
 
@@ -108,3 +122,15 @@ class Evaluator:
                 )
             )
         return frames
+
+
+def _count_reasoning(stats: list[ReasoningStats], out, examples: int = 3) -> None:
+    """Tally the executed (first) sample's reasoning of each session."""
+    if "consistent" not in out.extras:
+        return
+    for i, tally in enumerate(stats):
+        tally.decisions += 1
+        tally.consistent += int(out.extras["consistent"][i, 0])
+        tally.thought += int(out.extras["thinking"][i, 0])
+        if len(tally.examples) < examples and out.reasoning:
+            tally.examples.append(out.reasoning[i * out.actions.shape[1]])

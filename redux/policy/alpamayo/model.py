@@ -73,6 +73,7 @@ def backbone_config(preset: ModelPreset, ids: VocabularyIds) -> Qwen3VLConfig:
             patch_size=v.patch,
             spatial_merge_size=v.merge,
             temporal_patch_size=v.temporal_patch,
+            in_channels=v.channels,
             out_hidden_size=preset.hidden,
             num_position_embeddings=v.position_embeddings,
             deepstack_visual_indexes=list(v.deepstack),

@@ -17,9 +17,12 @@ import torch
 
 from redux.config import PolicyConfig
 from redux.policy.action_space import clip_to_bounds, denormalise, estimate_speed, integrate
+from redux.eval.reasoning_consistency import decision_consistent, meta_actions_consistent
+from redux.policy.alpamayo.explain import stated_reasoning
 from redux.policy.alpamayo.model import AlpamayoR1
 from redux.policy.alpamayo.prompt import PromptBuilder
 from redux.policy.alpamayo.reasoning import Sampling, reason
+from redux.policy.alpamayo.targets import plan_meta_actions
 from redux.policy.flow_matching import euler_sample, sde_sample
 from redux.policy.interface import PolicyOutput
 from redux.sim_bridge.session import Observation
@@ -90,7 +93,11 @@ class AlpamayoPolicy:
         }
         if reasoning.latents is not None:
             extras["latents"] = reasoning.latents.reshape(b, k, *reasoning.latents.shape[1:]).float().numpy()
-        texts = [self._text(row, n) for row, n in zip(reasoning.tokens, reasoning.lengths)]
+        texts = [""] * (b * k)
+        if self.cfg.reasoning != "none":
+            stated = stated_reasoning(self.model, self.tokenizer, self.ids, self.cfg.reasoning, reasoning)
+            texts = stated.texts
+            extras.update(self._consistency(stated, plans.numpy().reshape(b, k, 64, 2), speed))
         done = time.perf_counter()
         timings = {
             "prepare_ms": (prepared - start) * 1e3,
@@ -109,10 +116,20 @@ class AlpamayoPolicy:
             extras=extras,
         )
 
-    def _text(self, tokens: torch.Tensor, length: torch.Tensor) -> str:
-        if self.cfg.reasoning == "lcdrive":
-            return ""  # latent reasoning has no text; the probe explains it
-        return self.tokenizer.decode(tokens[: int(length)].tolist(), skip_special_tokens=True).strip()
+    def _consistency(self, stated, plans: np.ndarray, speed: np.ndarray) -> dict[str, np.ndarray]:
+        """Stated decision / meta-actions per sample, the plan's own meta-actions, and whether they agree."""
+        b, k = plans.shape[:2]
+        plan_meta = np.array([plan_meta_actions(plans[i, j], float(speed[i]))[0][2:] for i in range(b) for j in range(k)])
+        if self.cfg.reasoning == "cfvla":
+            agree = [meta_actions_consistent(s, p) for s, p in zip(stated.meta_actions, plan_meta)]
+        else:
+            agree = [decision_consistent(int(d), p) for d, p in zip(stated.decision, plan_meta)]
+        return {
+            "decision": stated.decision.reshape(b, k),
+            "stated_meta_actions": stated.meta_actions.reshape(b, k, 3),
+            "plan_meta_actions": plan_meta.reshape(b, k, 3),
+            "consistent": np.asarray(agree, dtype=bool).reshape(b, k),
+        }
 
     def load_weights(self, named: dict[str, torch.Tensor], version: int) -> None:
         self.model.load_state_dict(named, strict=True)

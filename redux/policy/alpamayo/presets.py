@@ -6,8 +6,8 @@ code path runs the 10 B model on a GPU cluster and the ``teacher``/``student``/`
 configurations on two CPU cores. The real sizes follow specs/alpamayo.md; the 1 B-class
 student takes Qwen3-VL-2B's text width and head layout (no official small Alpamayo
 exists), the 0.5 B one halves its depth and width. The embedded sizes keep the
-10 : 1 : 0.5 ratio of parameter counts at a scale that trains in minutes here: one
-camera, small images, short reasoning.
+10 : 1 : 0.5 ratio of parameter counts at a scale that trains in minutes here: the
+BEV raster as their only image, two frames of it, short reasoning.
 
 The expert always has the backbone's layer count and KV-head layout, because its
 layer ``i`` attends to the backbone's layer-``i`` cache.
@@ -35,6 +35,7 @@ class VisionSize:
     temporal_patch: int = 2
     deepstack: tuple[int, ...] = ()
     position_embeddings: int = 2304
+    channels: int = 3  # 6 for minisim's BEV raster
 
 
 @dataclass(frozen=True)
@@ -118,28 +119,32 @@ def _real_presets() -> dict[str, ModelPreset]:
 
 
 def _embedded_presets() -> dict[str, ModelPreset]:
+    # The embedded presets read minisim's BEV raster (6 mask channels: road, markings,
+    # vehicles, vulnerable road users, red stop lines, route) through the same vision
+    # tower: a model of a few million parameters that must learn on two CPU cores gets
+    # the scene in 48x48 pixels, where camera frames would need many more.
     small_inputs = dict(
-        cameras=("camera_front_wide_120fov",), frames=2, image_height=48, image_width=80,
+        cameras=("bev",), frames=2, image_height=48, image_width=48,
         max_reasoning_tokens=24, flow_steps=10, action_proj_hidden=64, fourier_features=20,
         mrope_section=(8, 4, 4), head_dim=32,
     )  # fmt: skip
     teacher = ModelPreset(
         name="teacher",
         hidden=192, layers=6, heads=6, kv_heads=2, intermediate=512,
-        vision=VisionSize(depth=4, hidden=128, intermediate=384, heads=4, patch=8, deepstack=(1, 2)),
+        vision=VisionSize(depth=4, hidden=128, intermediate=384, heads=4, patch=8, deepstack=(1, 2), channels=6),
         expert_hidden=128, expert_heads=4, expert_intermediate=344,
         **small_inputs,
     )  # fmt: skip
     student = replace(
         teacher, name="student",
         hidden=64, layers=3, heads=2, kv_heads=1, intermediate=128, tie_embeddings=True,
-        vision=VisionSize(depth=1, hidden=32, intermediate=64, heads=1, patch=8, deepstack=(0,)),
+        vision=VisionSize(depth=1, hidden=32, intermediate=64, heads=1, patch=8, deepstack=(0,), channels=6),
         expert_hidden=32, expert_heads=2, expert_intermediate=64, action_proj_hidden=32, latent_dim=16,
     )  # fmt: skip
     tiny = replace(
         student, name="tiny",
         hidden=32, layers=2, heads=1, kv_heads=1, intermediate=64,
-        vision=VisionSize(depth=1, hidden=16, intermediate=32, heads=1, patch=8, deepstack=(0,)),
+        vision=VisionSize(depth=1, hidden=16, intermediate=32, heads=1, patch=8, deepstack=(0,), channels=6),
         expert_hidden=16, expert_heads=1, expert_intermediate=32, action_proj_hidden=16, latent_dim=8,
     )  # fmt: skip
     return {p.name: p for p in (teacher, student, tiny)}

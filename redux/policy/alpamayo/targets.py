@@ -141,7 +141,7 @@ def world_model_targets(labels: dict, target_actions: np.ndarray, speed: float, 
     Other agents' futures are not in it yet (a known limit of the embedded targets).
     """
     from redux.policy.action_space import clip_to_bounds, denormalise
-    from redux.sim_bridge.minisim.vocabulary import DECISIONS, FACTORS
+    from redux.sim_bridge.minisim.vocabulary import DECISIONS
 
     actions = clip_to_bounds(denormalise(target_actions))
     poses = integrate(actions, speed)

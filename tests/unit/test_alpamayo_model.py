@@ -1,0 +1,443 @@
+"""The Alpamayo network and policy at the `tiny` preset: every reasoning mode's outputs and
+grammar, the expert's reading of the backbone cache, determinism, log-probabilities, and
+that behaviour cloning lowers the loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from redux.config import LearnerConfig, PolicyConfig, RunConfig
+from redux.learner.batch import collate
+from redux.learner.objectives import make_objective
+from redux.policy.alpamayo import policy as policy_module
+from redux.policy.alpamayo.factory import build_alpamayo
+from redux.policy.alpamayo.model import ExpertPrefix
+from redux.policy.alpamayo.policy import AlpamayoPolicy
+from redux.policy.alpamayo.reasoning import MODES, Sampling, allowed_tokens, opening_tokens, prefill, reason
+from redux.policy.alpamayo.targets import IGNORE, LATENT, STRUCTURE, TRAJECTORY, TargetBuilder
+from redux.policy.alpamayo.training import TeacherForcedBatch, teacher_forced_losses
+from redux.policy.action_space import normalise
+from redux.policy.flow_matching import sde_log_prob
+from redux.policy.trajectory_tokens import FUTURE_BINS
+from redux.sim_bridge.minisim.vocabulary import FACTORS
+from redux.sim_bridge.session import Observation
+
+CAMERA = "camera_front_wide_120fov"
+B, K = 2, 3
+
+
+def config(mode: str) -> PolicyConfig:
+    return PolicyConfig(kind="alpamayo", preset="tiny", reasoning=mode)
+
+
+def observations(n: int, seed: int = 0) -> list[Observation]:
+    """Random frames; ego histories of straight driving at a few m/s, oldest pose first."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        speed = rng.uniform(3.0, 12.0)
+        history = np.zeros((16, 3), dtype=np.float32)
+        history[:, 0] = -speed * 0.1 * np.arange(15, -1, -1)
+        history[:, 1] = rng.normal(0.0, 0.05, 16)
+        history[-1] = 0.0  # t0 is the origin of the rig frame
+        frames = rng.integers(0, 256, (2, 3, 48, 80), dtype=np.uint8)
+        out.append(Observation({CAMERA: frames}, history, np.full((20, 3), np.nan), time_us=0))
+    return out
+
+
+def new_model(seed: int = 0, mode: str = "none"):
+    torch.manual_seed(seed)
+    return build_alpamayo(config(mode)).eval()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The tiny model is fastest on one thread, and the box may be busy training."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return new_model(seed=0)
+
+
+@pytest.fixture(scope="module")
+def ids(model):
+    return model.prompts.ids
+
+
+@pytest.fixture(scope="module")
+def obs():
+    return observations(B)
+
+
+@pytest.fixture(scope="module")
+def prompt(model, obs):
+    policy = AlpamayoPolicy(model, model.tokenizer, config("none"))
+    inputs = policy.model_inputs(obs)
+    return model.prompts.build(inputs["frames"], inputs["ego_history"])
+
+
+@pytest.fixture(scope="module")
+def sampled(model, obs):
+    """One sampled act per mode, B observations × K samples, on the same weights."""
+    out = {}
+    for mode in MODES:
+        policy = AlpamayoPolicy(model, model.tokenizer, config(mode), seed=1)
+        out[mode] = policy.act(obs, num_samples=K)
+    return out
+
+
+# --- outputs and grammar of every mode ------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_act_shapes_log_probs_and_timings(sampled, mode):
+    out = sampled[mode]
+    assert out.actions.shape == (B, K, 64, 2) and out.actions.dtype == np.float32
+    assert out.poses.shape == (B, K, 64, 3)
+    assert out.log_probs.shape == (B, K) and np.isfinite(out.log_probs).all()
+    assert np.isfinite(out.actions).all() and np.isfinite(out.poses).all()
+    for key in ("decision_ms", "reasoning_ms", "flow_ms", "total_ms"):
+        assert out.timings[key] >= 0.0
+    assert out.timings["total_ms"] >= out.timings["reasoning_ms"] + out.timings["flow_ms"]
+    # a plan's log-probability is its reasoning's plus its flow chain's
+    extras = out.extras
+    np.testing.assert_allclose(out.log_probs, extras["token_log_probs"] + extras["flow_log_probs"], rtol=1e-6)
+    assert (extras["token_log_probs"] <= 0).all()
+    thinking = extras["thinking"]
+    assert thinking.dtype == np.bool_ and thinking.shape == (B, K)
+    assert 0.0 <= float(thinking.mean()) <= 1.0
+    if mode != "cfvla":
+        assert not thinking.any()  # only CF-VLA has a Thinking: mark to write
+    assert len(out.reasoning) == B * K and all(isinstance(text, str) for text in out.reasoning)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reasoning_ends_with_traj_future_start_then_pads(sampled, ids, mode):
+    tokens, lengths = sampled[mode].extras["reasoning_ids"], sampled[mode].extras["reasoning_lengths"]
+    assert lengths.shape == (B, K) and tokens.shape[:2] == (B, K)
+    if mode == "none":  # the prompt's opening token is <|traj_future_start|> itself
+        assert tokens.shape[2] == 0 and (lengths == 0).all()
+        return
+    assert (lengths >= 1).all() and (lengths <= tokens.shape[2]).all()
+    for row, n in zip(tokens.reshape(B * K, -1), lengths.reshape(-1)):
+        assert row[n - 1] == ids.traj_future_start
+        assert ids.traj_future_start not in row[: n - 1]
+        assert (row[n:] == ids.endoftext).all()
+
+
+def _bodies(out):
+    """Each sample's reasoning before its stop token."""
+    tokens, lengths = out.extras["reasoning_ids"], out.extras["reasoning_lengths"]
+    return [row[: n - 1] for row, n in zip(tokens.reshape(B * K, -1), lengths.reshape(-1))]
+
+
+def test_coc_text_has_no_trajectory_tokens_or_cfvla_marks(sampled, ids):
+    marks = [ids.action_mark, ids.thinking_mark, ids.meta_action_start, ids.meta_action_end, ids.vectorized_wm]
+    allowed = allowed_tokens("coc", ids).numpy()
+    for body in _bodies(sampled["coc"]):
+        assert allowed[body].all()
+        assert not ((body >= ids.traj_start) & (body < ids.traj_start + ids.traj_vocab_size)).any()
+        assert not np.isin(body, marks).any()
+
+
+def test_cfvla_tokens_are_text_and_its_marks_only(sampled, ids):
+    allowed = allowed_tokens("cfvla", ids).numpy()
+    extra = {ids.meta_action_start, ids.meta_action_end, ids.action_mark, ids.thinking_mark, ids.traj_future_start}
+    assert set(np.flatnonzero(allowed[ids.traj_start :]) + ids.traj_start) == extra
+    for body in _bodies(sampled["cfvla"]):
+        assert allowed[body].all()
+        assert not np.isin(body, [ids.cot_start, ids.cot_end, ids.vectorized_wm]).any()
+
+
+def test_lcdrive_follows_the_block_rhythm(sampled, model, ids):
+    preset = model.preset
+    block, blocks = preset.proposal_tokens + 1, preset.latent_blocks
+    out = sampled["lcdrive"]
+    tokens, lengths = out.extras["reasoning_ids"], out.extras["reasoning_lengths"]
+    assert (lengths == blocks * block + 2).all()
+    for row in tokens.reshape(B * K, -1):
+        grid = row[: blocks * block].reshape(blocks, block)
+        proposals = grid[:, :-1]
+        assert ((proposals >= ids.traj_start) & (proposals < ids.traj_start + FUTURE_BINS)).all()
+        assert (grid[:, -1] == ids.vectorized_wm).all()
+        assert list(row[blocks * block :]) == [ids.vectorized_wm_end, ids.traj_future_start]
+    latents = out.extras["latents"]
+    assert latents.shape == (B, K, blocks, preset.latent_dim) and latents.dtype == np.float32
+    assert np.isfinite(latents).all()
+
+
+# --- token and flow log-probabilities ---------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["coc", "cfvla", "lcdrive"])
+def test_token_log_probs_are_non_positive_and_zero_where_nothing_was_sampled(model, ids, prompt, mode):
+    generator = torch.Generator().manual_seed(3)
+    with torch.inference_mode():
+        reasoning, _ = reason(model, ids, prompt, mode, K, Sampling(), generator)
+    log_probs, tokens, lengths = reasoning.log_probs, reasoning.tokens, reasoning.lengths
+    assert log_probs.shape == tokens.shape == (B * K, tokens.shape[1])
+    assert (log_probs <= 0).all() and torch.isfinite(log_probs).all()
+    pads = torch.arange(tokens.shape[1])[None, :] >= lengths[:, None]
+    assert (log_probs[pads] == 0).all()
+    if mode == "lcdrive":  # latents and the closing tokens are not sampled
+        assert (log_probs[tokens == ids.vectorized_wm] == 0).all()
+        assert (log_probs[:, -2:] == 0).all()
+    else:  # the last step is forced to the stop token
+        forced = lengths == model.preset.max_reasoning_tokens
+        assert (log_probs[forced, -1] == 0).all()
+
+
+def test_token_log_probs_are_the_tempered_restricted_distribution(model, ids, prompt):
+    """What GRPO's ratio compares against: log-softmax(logits / T) over the mode's allowed tokens,
+    recomputed here by one teacher-forced pass over prompt + opening + the sampled tokens."""
+    sampling = Sampling(temperature=0.7, top_p=0.9)
+    with torch.inference_mode():
+        reasoning, _ = reason(model, ids, prompt, "coc", 1, sampling, torch.Generator().manual_seed(4))
+        opening = torch.tensor(opening_tokens("coc", ids)).expand(B, -1)
+        sequence = torch.cat([prompt.input_ids, opening, reasoning.tokens], dim=1)
+        alive = torch.arange(reasoning.tokens.shape[1])[None, :] < reasoning.lengths[:, None]
+        attention = torch.cat([torch.ones(B, sequence.shape[1] - alive.shape[1], dtype=torch.bool), alive], dim=1)
+        image_mask = torch.cat([prompt.image_mask, torch.zeros_like(sequence[:, prompt.input_ids.shape[1] :]).bool()], 1)
+        positions, _ = model.rope_index(sequence, image_mask.int(), prompt.image_grid_thw, attention.long())
+        hidden, _ = model.backbone(
+            model.embed(sequence), positions, attention.long(),
+            pixel_values=prompt.pixel_values, image_grid_thw=prompt.image_grid_thw,
+        )  # fmt: skip
+        start = sequence.shape[1] - reasoning.tokens.shape[1]
+        logits = model.logits(hidden[:, start - 1 : -1]).float()
+        logits = logits.masked_fill(~allowed_tokens("coc", ids), float("-inf"))
+        expected = torch.log_softmax(logits / sampling.temperature, -1).gather(2, reasoning.tokens[..., None])[..., 0]
+    sampled = alive.clone()
+    sampled[reasoning.lengths == model.preset.max_reasoning_tokens, -1] = False  # the forced stop token
+    torch.testing.assert_close(reasoning.log_probs[sampled], expected[sampled], atol=1e-4, rtol=1e-4)
+
+
+def test_flow_log_probs_are_the_sde_chain_density(model, obs, monkeypatch):
+    seen = {}
+    sample = policy_module.sde_sample
+
+    def spy(velocity_fn, noise, steps, noise_level, generator=None):
+        seen.update(velocity_fn=velocity_fn, steps=steps, noise_level=noise_level)
+        seen["sample"] = sample(velocity_fn, noise, steps, noise_level, generator)
+        return seen["sample"]
+
+    monkeypatch.setattr(policy_module, "sde_sample", spy)
+    out = AlpamayoPolicy(model, model.tokenizer, config("coc"), seed=5).act(obs, num_samples=K)
+    with torch.inference_mode():
+        recomputed = sde_log_prob(seen["velocity_fn"], seen["sample"].chain, seen["steps"], seen["noise_level"])
+    np.testing.assert_allclose(out.extras["flow_log_probs"].reshape(-1), recomputed.numpy(), rtol=1e-5, atol=1e-3)
+    assert seen["steps"] == model.preset.flow_steps and seen["noise_level"] == config("coc").sde_noise
+
+
+# --- the expert reads the backbone's cache ----------------------------------------------
+
+
+def _perturbed(prefix: ExpertPrefix, where: torch.Tensor, seed: int) -> ExpertPrefix:
+    """``prefix`` with noise added to every layer's keys and values at the cache positions ``where`` (N, L)."""
+    generator = torch.Generator().manual_seed(seed)
+    pairs = []
+    for keys, values in prefix.key_values:
+        mask = where[:, None, :, None].to(keys.dtype)
+        pairs.append(
+            (
+                keys + 3.0 * mask * torch.randn(keys.shape, generator=generator),
+                values + 3.0 * mask * torch.randn(values.shape, generator=generator),
+            )
+        )
+    return ExpertPrefix(pairs, prefix.attention_mask, prefix.action_positions)
+
+
+@pytest.fixture(scope="module")
+def prefix_and_valid(model, ids, prompt):
+    """The expert's view of a prompt cache in which some positions are marked padding."""
+    with torch.inference_mode():
+        _, cache, deltas, length = prefill(model, prompt, opening_tokens("none", ids))
+    valid = torch.ones(B, length, dtype=torch.bool)
+    valid[:, -6:-1] = False
+    valid[0, 20:40] = False
+    return ExpertPrefix.from_cache(cache, valid, length + deltas), valid
+
+
+def _velocity(model, prefix):
+    generator = torch.Generator().manual_seed(6)
+    x = torch.randn(B, 64, 2, generator=generator)
+    t = torch.rand(B, generator=generator)
+    with torch.inference_mode():
+        return model.velocity(x, t, prefix)
+
+
+def test_expert_velocity_reads_the_cache(model, prefix_and_valid):
+    prefix, valid = prefix_and_valid
+    base = _velocity(model, prefix)
+    torch.testing.assert_close(_velocity(model, prefix), base, atol=0, rtol=0)  # the prefix is not consumed
+    one_position = torch.zeros_like(valid)
+    one_position[:, 5] = True
+    changed = _velocity(model, _perturbed(prefix, one_position, seed=7))
+    assert (changed - base).abs().amax(dim=(1, 2)).min() > 1e-4  # every row reads its cache
+
+
+def test_expert_ignores_cache_positions_marked_padding(model, prefix_and_valid):
+    prefix, valid = prefix_and_valid
+    base = _velocity(model, prefix)
+    torch.testing.assert_close(_velocity(model, _perturbed(prefix, ~valid, seed=8)), base, atol=1e-6, rtol=0)
+
+
+def _teacher_forced_batch(model, prompt, obs, mode: str, **labels) -> TeacherForcedBatch:
+    preset = model.preset
+    builder = TargetBuilder(model.tokenizer, model.prompts.ids, mode, preset.max_reasoning_tokens, True,
+                            preset.latent_blocks, preset.proposal_tokens)  # fmt: skip
+    rng = np.random.default_rng(9)
+    actions = normalise(np.stack([rng.normal(0.0, [0.5, 0.01], (64, 2)) for _ in obs]).astype(np.float32))
+    targets = [
+        builder.build({"decision": i % 3, "factors": np.eye(len(FACTORS), dtype=bool)[i], **labels}, a, 8.0)
+        for i, a in enumerate(actions)
+    ]
+    return TeacherForcedBatch(
+        prompt=prompt,
+        target_ids=torch.from_numpy(np.stack([t.ids for t in targets])),
+        target_categories=torch.from_numpy(np.stack([t.categories for t in targets])).long(),
+        target_actions=torch.from_numpy(actions),
+    )
+
+
+def _losses(model, batch, ids):
+    with torch.no_grad():
+        return teacher_forced_losses(model, batch, ids.traj_future_start, torch.Generator().manual_seed(10))
+
+
+def test_flow_loss_ignores_tokens_after_traj_future_start(model, ids, prompt, obs):
+    batch = _teacher_forced_batch(model, prompt, obs, "coc")
+    base = _losses(model, batch, ids)
+    after = torch.zeros_like(batch.target_ids, dtype=torch.bool)
+    for row, target in enumerate(batch.target_ids):
+        after[row, int((target == ids.traj_future_start).nonzero()[0]) + 1 :] = True
+    trajectory = batch.target_categories == TRAJECTORY
+    assert (after & trajectory).sum() == B * 129  # 128 codes and <|traj_future_end|>
+    changed = batch.target_ids.clone()
+    # other trajectory codes (and end token), and the pads between the stop token and them become text
+    changed[after & trajectory] = ids.traj_start + (changed[after & trajectory] - ids.traj_start + 1234) % FUTURE_BINS
+    changed[after & (batch.target_categories == IGNORE)] = 42
+    perturbed = _losses(model, TeacherForcedBatch(**{**batch.__dict__, "target_ids": changed}), ids)
+    assert perturbed["ce_trajectory"] != base["ce_trajectory"]  # the backbone did read the new tokens
+    torch.testing.assert_close(perturbed["flow"], base["flow"], atol=1e-6, rtol=0)
+    # while the reasoning before the stop token does condition the plan
+    before = batch.target_ids.clone()
+    before[:, 3] = before[:, 3] + 1
+    assert _losses(model, TeacherForcedBatch(**{**batch.__dict__, "target_ids": before}), ids)["flow"] != base["flow"]
+
+
+@pytest.mark.parametrize("mode", ["coc", "lcdrive"])
+def test_teacher_forced_prefix_is_the_decoded_one(model, ids, prompt, mode, monkeypatch):
+    """Training's expert prefix over a decoded reasoning equals the one decoding built:
+    same positions, same readable cache, same velocity."""
+    with torch.inference_mode():
+        reasoning, decoded = reason(model, ids, prompt, mode, 1, Sampling(greedy=True))
+    opening = torch.tensor(opening_tokens(mode, ids)).expand(B, -1)
+    alive = torch.arange(reasoning.tokens.shape[1])[None, :] < reasoning.lengths[:, None]
+    categories = torch.where(alive, STRUCTURE, IGNORE)
+    categories = torch.where(reasoning.tokens == ids.vectorized_wm, LATENT, categories)
+    batch = TeacherForcedBatch(
+        prompt=prompt,
+        target_ids=torch.cat([opening, reasoning.tokens], 1),
+        target_categories=torch.cat([torch.full((B, 1), STRUCTURE), categories], 1),
+        target_actions=torch.zeros(B, 64, 2),
+        latent_targets=None if reasoning.latents is None else reasoning.latents.clone(),
+    )
+    seen = {}
+    velocity = model.velocity
+
+    def spy(x, t, prefix):
+        seen["prefix"] = prefix
+        return velocity(x, t, prefix)
+
+    monkeypatch.setattr(model, "velocity", spy)
+    _losses(model, batch, ids)
+    trained = seen["prefix"]
+    torch.testing.assert_close(trained.action_positions, decoded.action_positions, atol=0, rtol=0)
+    torch.testing.assert_close(trained.attention_mask, decoded.attention_mask, atol=0, rtol=0)
+    torch.testing.assert_close(_velocity(model, trained), _velocity(model, decoded), atol=1e-4, rtol=1e-4)
+
+
+# --- determinism and weights ------------------------------------------------------------
+
+
+def test_greedy_act_is_deterministic_and_its_samples_agree(model, obs):
+    policy = AlpamayoPolicy(model, model.tokenizer, config("coc"))
+    first, second = policy.act(obs, num_samples=2, greedy=True), policy.act(obs, num_samples=2, greedy=True)
+    np.testing.assert_array_equal(first.actions, second.actions)
+    np.testing.assert_array_equal(first.extras["reasoning_ids"], second.extras["reasoning_ids"])
+    np.testing.assert_array_equal(first.actions[:, 0], first.actions[:, 1])
+    assert (first.log_probs == 0).all()  # nothing was drawn
+
+
+@pytest.mark.parametrize("mode", ["cfvla", "lcdrive"])
+def test_same_seed_same_samples(model, obs, mode):
+    a = AlpamayoPolicy(model, model.tokenizer, config(mode), seed=11).act(obs, num_samples=2)
+    b = AlpamayoPolicy(model, model.tokenizer, config(mode), seed=11).act(obs, num_samples=2)
+    c = AlpamayoPolicy(model, model.tokenizer, config(mode), seed=12).act(obs, num_samples=2)
+    np.testing.assert_array_equal(a.actions, b.actions)
+    np.testing.assert_array_equal(a.log_probs, b.log_probs)
+    np.testing.assert_array_equal(a.extras["reasoning_ids"], b.extras["reasoning_ids"])
+    assert not np.allclose(a.actions, c.actions)
+    assert not np.allclose(a.actions[:, 0], a.actions[:, 1])  # the K samples differ
+
+
+def test_save_and_load_gives_identical_outputs(model, obs, tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), path)
+    fresh = new_model(seed=99, mode="coc")
+    mine = AlpamayoPolicy(model, model.tokenizer, config("coc"))
+    theirs = AlpamayoPolicy(fresh, fresh.tokenizer, config("coc"))
+    before = theirs.act(obs, greedy=True)
+    fresh.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    expected, loaded = mine.act(obs, greedy=True), theirs.act(obs, greedy=True)
+    assert not np.allclose(before.actions, expected.actions)
+    np.testing.assert_array_equal(loaded.actions, expected.actions)
+    np.testing.assert_array_equal(loaded.extras["reasoning_ids"], expected.extras["reasoning_ids"])
+    assert loaded.reasoning == expected.reasoning
+
+
+# --- behaviour cloning ------------------------------------------------------------------
+
+
+def test_a_few_bc_steps_on_one_batch_lower_the_loss():
+    from redux.actors.generators.behaviour_cloning import BehaviourCloningGenerator
+
+    cfg = RunConfig()
+    cfg.sim.kind, cfg.sim.cameras = "minisim", [CAMERA]
+    cfg.sim.camera_width, cfg.sim.camera_height, cfg.sim.sessions_per_actor = 80, 48, 2
+    cfg.policy.kind, cfg.policy.preset, cfg.policy.reasoning = "alpamayo", "tiny", "coc"
+    cfg.actors.generator, cfg.learner.objective = "expert", "vla"
+    torch.manual_seed(0)
+    generator = BehaviourCloningGenerator(cfg, actor_id=0)
+    torch.set_num_threads(1)  # the generator's policy set its own thread count
+    records, _ = generator.generate(4)
+    objective = make_objective(LearnerConfig(objective="vla"))
+    batch = collate(records, objective.batch_keys)
+    assert batch["target_ids"].shape == (2 * 4, 1 + generator.policy.model.preset.max_reasoning_tokens)
+
+    network = generator.policy.model.train()
+    optimiser = torch.optim.AdamW(network.parameters(), lr=3e-3)
+
+    def evaluate() -> dict[str, float]:  # the same flow noise and times for every evaluation
+        torch.manual_seed(123)
+        with torch.no_grad():
+            return objective(network, batch)[1]
+
+    first = evaluate()
+    for _ in range(20):
+        loss, _ = objective(network, batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    last = evaluate()
+    assert last["loss"] < 0.7 * first["loss"], (first, last)
+    for part in ("flow", "ce_coc", "ce_structure"):
+        assert last[part] < first[part], (part, first, last)
