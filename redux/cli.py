@@ -188,6 +188,53 @@ def bench_sync(
     typer.echo(f"wrote {path}")
 
 
+@bench_app.command("policy")
+def bench_policy(
+    preset: Annotated[str, typer.Option(help="alpamayo preset: tiny, student, teacher, …")] = "tiny",
+    engine: Annotated[str, typer.Option(help="policy engine")] = "torch",
+    modes: Annotated[str, typer.Option(help="comma-separated reasoning modes")] = "none,coc,cfvla,lcdrive",
+    batches: Annotated[str, typer.Option(help="comma-separated batch sizes for samples/s")] = "1,2,4,8",
+    repeats: Annotated[int, typer.Option(help="timed calls per point (after warm-up)")] = 20,
+    threads: Annotated[int, typer.Option(help="torch intra-op threads")] = 1,
+    tokenizer: Annotated[Optional[str], typer.Option(help="tokenizer directory (presets on Qwen's vocabulary)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    out: Annotated[Path, typer.Option()] = Path("runs/bench-policy"),
+):
+    """Alpamayo decision latency (batch 1, greedy) and samples/s per batch size, for each reasoning mode."""
+    from redux.bench.policy import BenchConfigError, run_policy_bench
+
+    names = [x.strip() for x in modes.split(",") if x.strip()]
+    sizes = [int(x) for x in batches.split(",") if x.strip()]
+    try:
+        result = run_policy_bench(
+            preset, engine, names, sizes, repeats, threads=threads, tokenizer=tokenizer,
+            progress=lambda what: typer.echo(f"  measured {what}", err=as_json),
+        )  # fmt: skip
+    except BenchConfigError as err:
+        typer.secho(str(err), fg="red", err=True)
+        raise typer.Exit(2) from None
+    path = _write_json(out, "bench.json", result)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    latency = ("mode", "p50_ms", "p95_ms", "reasoning_ms", "flow_ms", "tokens")
+    _table(
+        f"{preset} ms per decision at batch 1 ({engine}, {threads} thread(s))",
+        [{k: row[k] for k in latency} for row in result["rows"]],
+    )
+    short = {"best_samples_per_s": "best", "best_batch": "best batch"}
+    rates = [
+        {short.get(k, k.replace("samples_per_s@", "batch ")): v for k, v in row.items() if k == "mode" or k not in latency}
+        for row in result["rows"]
+    ]
+    _table(f"{preset} samples/s per batch size", rates)
+    if result["ratios"]:
+        ratios = [{"mode": m, "latency ÷ none": r["latency_over_none"], "samples/s ÷ none": r["throughput_over_none"]}
+                  for m, r in result["ratios"].items()]  # fmt: skip
+        _table("ratios to mode none (this run)", ratios)
+    typer.echo(f"wrote {path}")
+
+
 policy_app = typer.Typer(no_args_is_help=True, help="inspect the Alpamayo policy presets")
 app.add_typer(policy_app, name="policy")
 

@@ -24,7 +24,14 @@ from redux.sim_bridge.lane.session import HISTORY_POSES
 
 
 def synthetic_rollout_tensors(cfg: RunConfig, steps: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Record tensors for ``steps`` policy steps with the shapes and dtypes actors store."""
+    """Record tensors for ``steps`` policy steps with the shapes and dtypes actors store.
+
+    The vla objective reads token ids whose structure random numbers would not have, so
+    for an alpamayo policy the tensors are real expert demonstrations (cheap: no policy
+    call); the bev-planner gets random arrays of the stored shapes.
+    """
+    if cfg.policy.kind == "alpamayo":
+        return _demonstration_tensors(cfg, steps)
     side = cfg.sim.bev_pixels
     frames, channels = bev_shape(cfg.sim)
     return {
@@ -32,6 +39,17 @@ def synthetic_rollout_tensors(cfg: RunConfig, steps: int, rng: np.random.Generat
         "ego_history": rng.standard_normal((steps, HISTORY_POSES, 3), dtype=np.float32),
         "target_actions": rng.standard_normal((steps, HORIZON, 2), dtype=np.float32),
     }
+
+
+def _demonstration_tensors(cfg: RunConfig, steps: int) -> dict[str, np.ndarray]:
+    from redux.actors.generators.behaviour_cloning import BehaviourCloningGenerator
+
+    demo = cfg.model_copy(deep=True)
+    demo.actors.generator = "expert"
+    generator = BehaviourCloningGenerator(demo, actor_id=0)
+    per_call = generator.sessions.size
+    records, _ = generator.generate(-(-steps // per_call))
+    return {key: np.concatenate([r.tensors[key] for r in records])[:steps] for key in records[0].tensors}
 
 
 def run_learner_bench(cfg: RunConfig, steps: int) -> dict:

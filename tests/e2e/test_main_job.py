@@ -57,7 +57,7 @@ def wait_for(predicate, timeout_s: float, what: str):
 def first_run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     args = ["run", "configs/quickstart.yaml", "--set", f"runs_dir={runs}", "--set", "name=e2e",
-            "--set", "learner.steps=24", *SMALL]
+            "--set", "learner.steps=60", *SMALL]
     proc = subprocess.Popen(REDUX + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         victims = wait_for(sampling_actors, 180, "a rollout actor in the middle of a rollout")
@@ -78,7 +78,7 @@ def test_run_finishes_with_training_and_weight_sync(first_run):
         assert key in summary, key
     assert summary["actors"] == 2
     assert summary["rollouts_consumed"] > 0
-    assert summary["learner_steps"] == 24
+    assert summary["learner_steps"] == 60
     assert summary["weight_version_final"] >= 2
     assert summary["min_actor_weight_version"] >= 1
     assert summary["rollouts_dead_lettered"] == 0

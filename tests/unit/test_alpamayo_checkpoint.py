@@ -49,7 +49,7 @@ def observations(n=1):
     history = np.stack([5.0 * t, np.zeros_like(t), np.zeros_like(t)], axis=-1).astype(np.float32)
     return [
         Observation(
-            cameras={"camera_front_wide_120fov": rng.integers(0, 255, (2, 3, 48, 80), dtype=np.uint8)},
+            cameras={"bev": rng.integers(0, 255, (2, 6, 48, 48), dtype=np.uint8)},
             ego_history=history,
             route=np.zeros((20, 3), np.float32),
             time_us=0,
@@ -231,3 +231,10 @@ def test_expected_shapes_of_the_published_10b():
     assert not any(k.startswith(LCDRIVE_MODULES) for k in shapes)
     assert sum(not k.startswith("vlm.") for k in shapes) == 416
     assert "expert.embed_tokens.weight" not in shapes and "expert.layers.36.input_layernorm.weight" not in shapes
+
+
+def test_policy_config_checkpoint_builds_on_meta_and_loads_the_file(source, published):
+    cfg = CFG.model_copy(update={"checkpoint": str(published)})
+    loaded = build_alpamayo(cfg)
+    assert_same_weights(source, loaded)
+    assert not any(p.is_meta for p in loaded.parameters())

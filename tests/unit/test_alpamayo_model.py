@@ -15,6 +15,7 @@ from redux.policy.alpamayo import policy as policy_module
 from redux.policy.alpamayo.factory import build_alpamayo
 from redux.policy.alpamayo.model import ExpertPrefix
 from redux.policy.alpamayo.policy import AlpamayoPolicy
+from redux.policy.alpamayo.presets import get_preset
 from redux.policy.alpamayo.reasoning import MODES, Sampling, allowed_tokens, opening_tokens, prefill, reason
 from redux.policy.alpamayo.targets import IGNORE, LATENT, STRUCTURE, TRAJECTORY, TargetBuilder
 from redux.policy.alpamayo.training import TeacherForcedBatch, teacher_forced_losses
@@ -24,7 +25,7 @@ from redux.policy.trajectory_tokens import FUTURE_BINS
 from redux.sim_bridge.minisim.vocabulary import FACTORS
 from redux.sim_bridge.session import Observation
 
-CAMERA = "camera_front_wide_120fov"
+PRESET = get_preset("tiny")
 B, K = 2, 3
 
 
@@ -33,7 +34,8 @@ def config(mode: str) -> PolicyConfig:
 
 
 def observations(n: int, seed: int = 0) -> list[Observation]:
-    """Random frames; ego histories of straight driving at a few m/s, oldest pose first."""
+    """Random 0/255 masks for the preset's image (minisim's BEV raster); ego histories of
+    straight driving at a few m/s, oldest pose first."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
@@ -42,8 +44,9 @@ def observations(n: int, seed: int = 0) -> list[Observation]:
         history[:, 0] = -speed * 0.1 * np.arange(15, -1, -1)
         history[:, 1] = rng.normal(0.0, 0.05, 16)
         history[-1] = 0.0  # t0 is the origin of the rig frame
-        frames = rng.integers(0, 256, (2, 3, 48, 80), dtype=np.uint8)
-        out.append(Observation({CAMERA: frames}, history, np.full((20, 3), np.nan), time_us=0))
+        shape = (PRESET.frames, PRESET.vision.channels, PRESET.image_height, PRESET.image_width)
+        cameras = {camera: rng.choice(np.array([0, 255], dtype=np.uint8), shape) for camera in PRESET.cameras}
+        out.append(Observation(cameras, history, np.full((20, 3), np.nan), time_us=0))
     return out
 
 
@@ -411,13 +414,11 @@ def test_a_few_bc_steps_on_one_batch_lower_the_loss():
     from redux.actors.generators.behaviour_cloning import BehaviourCloningGenerator
 
     cfg = RunConfig()
-    cfg.sim.kind, cfg.sim.cameras = "minisim", [CAMERA]
-    cfg.sim.camera_width, cfg.sim.camera_height, cfg.sim.sessions_per_actor = 80, 48, 2
+    cfg.sim.kind, cfg.sim.cameras, cfg.sim.sessions_per_actor = "minisim", list(PRESET.cameras), 2
     cfg.policy.kind, cfg.policy.preset, cfg.policy.reasoning = "alpamayo", "tiny", "coc"
     cfg.actors.generator, cfg.learner.objective = "expert", "vla"
     torch.manual_seed(0)
     generator = BehaviourCloningGenerator(cfg, actor_id=0)
-    torch.set_num_threads(1)  # the generator's policy set its own thread count
     records, _ = generator.generate(4)
     objective = make_objective(LearnerConfig(objective="vla"))
     batch = collate(records, objective.batch_keys)

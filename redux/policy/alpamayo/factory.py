@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import torch
+
 from redux.config import PolicyConfig
 from redux.policy.alpamayo.model import AlpamayoR1, VocabularyIds
 from redux.policy.alpamayo.presets import get_preset
@@ -41,11 +43,15 @@ def build_alpamayo(cfg: PolicyConfig) -> AlpamayoR1:
     unless ``policy.checkpoint`` names published weights."""
     preset = get_preset(cfg.preset)
     tokenizer = tokenizer_for(cfg)
-    model = AlpamayoR1(preset, vocabulary_ids(tokenizer))
-    model.tokenizer = tokenizer
-    model.prompts = PromptBuilder(preset, tokenizer, token_ids(tokenizer))
-    if cfg.checkpoint is not None:
+    if cfg.checkpoint is None:
+        model = AlpamayoR1(preset, vocabulary_ids(tokenizer))
+    else:
         from redux.policy.alpamayo.checkpoint import load_published_checkpoint
 
+        # on meta first: the 10 B model is never materialised twice (random, then loaded)
+        with torch.device("meta"):
+            model = AlpamayoR1(preset, vocabulary_ids(tokenizer))
         load_published_checkpoint(model, cfg.checkpoint)
+    model.tokenizer = tokenizer
+    model.prompts = PromptBuilder(preset, tokenizer, token_ids(tokenizer))
     return model

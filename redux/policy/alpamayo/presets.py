@@ -125,7 +125,7 @@ def _embedded_presets() -> dict[str, ModelPreset]:
     # the scene in 48x48 pixels, where camera frames would need many more.
     small_inputs = dict(
         cameras=("bev",), frames=2, image_height=48, image_width=48,
-        max_reasoning_tokens=24, flow_steps=10, action_proj_hidden=64, fourier_features=20,
+        max_reasoning_tokens=48, flow_steps=10, action_proj_hidden=64, fourier_features=20,  # 48: a critiqued CF-VLA trace
         mrope_section=(8, 4, 4), head_dim=32,
     )  # fmt: skip
     teacher = ModelPreset(

@@ -87,17 +87,18 @@ class TargetBuilder:
         ids = self.ids
         truth = plan_meta_actions(target_actions, speed)
         first = labels.get("cfvla_first_meta_actions")
+        first = None if first is None else [tuple(int(v) for v in s) for s in first]
+        wrong = None if first is None else _first_difference(first, truth)
         pieces = []
-        if first is None or [tuple(s) for s in first] == truth:
+        if wrong is None:
             pieces += [(self._text(meta_action_text(truth)), META_ACTION), ([ids.meta_action_end], STRUCTURE)]
             pieces += [(self._text(ACTION_MARK), STRUCTURE)]
             return pieces
         # a critiqued sample: the first meta-actions were wrong, the critique says why
-        first = [tuple(s) for s in first]
-        cause = str(labels.get("cfvla_cause", "the scene"))
+        cause = labels.get("cfvla_cause") or _main_factor(labels.get("factors"))
         pieces += [(self._text(meta_action_text(first)), META_ACTION), ([ids.meta_action_end], STRUCTURE)]
         pieces += [(self._text(THINKING_MARK), STRUCTURE)]
-        pieces += [(self._text(critique_text(first, truth, cause)), CRITIQUE)]
+        pieces += [(self._text(critique_text(*wrong, str(cause))), CRITIQUE)]
         pieces += [([ids.meta_action_start], STRUCTURE), (self._text(meta_action_text(truth)), META_ACTION)]
         pieces += [([ids.meta_action_end], STRUCTURE)]
         return pieces
@@ -124,6 +125,22 @@ def plan_meta_actions(normalised_actions: np.ndarray, speed: float) -> list[tupl
     start = np.array([[0.0, 0.0, 0.0, speed]])
     traj = np.concatenate([start, np.column_stack([poses, speeds])])
     return [tuple(int(v) for v in s) for s in segment_meta_actions(traj)]
+
+
+def _first_difference(first: list[tuple], truth: list[tuple]) -> tuple[tuple, tuple] | None:
+    """The (lon, lat, lane) triples of the earliest segments that disagree; None when only timing differs."""
+    for a, b in zip(first, truth):
+        if a[2:] != b[2:]:
+            return a[2:], b[2:]
+    return None
+
+
+def _main_factor(factors) -> str:
+    """The cause a critique names when the labels give none: the first visible factor."""
+    from redux.sim_bridge.minisim.vocabulary import FACTORS
+
+    present = _factor_list(factors) if factors is not None else []
+    return FACTORS[present[0]] if present else "clear road"
 
 
 def _factor_list(factors) -> list[int]:
