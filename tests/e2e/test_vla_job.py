@@ -36,3 +36,5 @@ def test_teacher_recipe_trains_a_checkpoint_that_drives(tmp_path):
     scored = json.loads((out / "summary.json").read_text())
     assert scored["rollouts"] == 2 and 0.0 <= scored["driving_score"] <= 1.0
     assert scored["decision_ms"] > 0
+    assert 0.0 <= scored["reasoning_consistency"] <= 1.0 and scored["think_rate"] == 0.0  # coc never thinks
+    assert scored["reasoning_examples"]
