@@ -105,11 +105,11 @@ def test_resume_continues_steps_and_version_and_survives_a_corrupt_record(first_
     with EmbeddedRedis(tmp_path / "redis", append_only=False) as redis:
         # the resumed run reads this stream; the garbage entry must be dead-lettered, not crash it
         RolloutBuffer.from_url(redis.url, f"redux:{run_dir.name}", BufferConfig()).put_raw(b"\x00not a record")
-        args = ["run", "--resume", str(run_dir), "--set", "learner.steps=30", "--set", f"buffer.redis_url={redis.url}"]
+        args = ["run", "--resume", str(run_dir), "--set", "learner.steps=66", "--set", f"buffer.redis_url={redis.url}"]
         done = subprocess.run(REDUX + args, capture_output=True, text=True, timeout=420)
         assert done.returncode == 0, done.stdout + done.stderr
     after = json.loads((run_dir / "summary.json").read_text())
-    assert after["learner_steps"] == 30
+    assert after["learner_steps"] == 66
     assert after["weight_version_final"] == before["weight_version_final"] + 2
     assert after["rollouts_dead_lettered"] == 1
     assert after["rollouts_consumed"] > 0

@@ -72,7 +72,7 @@ def test_tokens_per_image():
         (frames(1, 32, 32).astype(np.float32), "uint8"),
         (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "uint8 numpy array"),
         (np.zeros((3, 32, 32), dtype=np.uint8), "shape"),
-        (np.zeros((1, 4, 32, 32), dtype=np.uint8), "shape"),
+        (np.zeros((1, 1, 3, 32, 32), dtype=np.uint8), "shape"),
         (np.zeros((0, 3, 32, 32), dtype=np.uint8), "shape"),
     ],
 )
@@ -90,7 +90,7 @@ def test_rejects_sizes_not_multiples_of_the_merged_patch(height, width):
 
 
 def test_rejects_bad_normalisation_and_temporal_patch():
-    with pytest.raises(ValueError, match="per RGB channel"):
+    with pytest.raises(ValueError, match="per channel"):
         preprocess_frames(frames(1, 32, 32), height=32, width=32, mean=(0.5,), **QWEN3)
     with pytest.raises(ValueError, match="temporal_patch_size"):
         preprocess_frames(frames(1, 32, 32), height=32, width=32, patch_size=16, merge_size=2, temporal_patch_size=0)
