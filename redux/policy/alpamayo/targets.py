@@ -1,6 +1,6 @@
 """Training targets of every reasoning mode, as token ids with a category per token.
 
-What the model should say after the prompt's opening token, up to and including
+The mode's opening token (forced at inference), then what the model should say, up to and including
 ``<|traj_future_start|>`` (where the expert takes over), optionally followed by the 128
 discrete future-trajectory tokens and ``<|traj_future_end|>``. Each target token carries
 a category so that the objective can weight CoC text, meta-actions, critique and
