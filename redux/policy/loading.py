@@ -43,13 +43,13 @@ def run_config_of(path: Path) -> Path:
 
 
 def load_checkpoint_policy(path: Path, cfg: RunConfig):
-    from redux.policy.torch_engine import make_torch_policy
+    from redux.policy.torch_engine import make_policy_replica
 
     weights = find_weights(path)
     trained = load_config(run_config_of(path))
     if (weights.parent / POLICY_TOKENIZER).is_dir():
         trained.policy.tokenizer = str(weights.parent / POLICY_TOKENIZER)
     # the model is the checkpoint's; the evaluation's simulator must feed it the same inputs
-    policy = make_torch_policy(trained.policy, trained.sim, seed=cfg.seed)
+    policy = make_policy_replica(trained.policy, trained.sim, seed=cfg.seed)
     policy.load_weights(decode_tensors(weights.read_bytes()), version=0)
     return policy

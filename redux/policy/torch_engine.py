@@ -72,13 +72,20 @@ def gaussian_log_prob(noise: np.ndarray, std: float) -> np.ndarray:
     return -0.5 * np.sum((flat / std) ** 2, axis=-1) - dims * math.log(std * math.sqrt(2 * math.pi))
 
 
-def make_torch_policy(policy: PolicyConfig, sim: SimConfig, seed: int = 0):
-    """The in-process replica of ``policy.kind``: the BEV planner or the Alpamayo network."""
+def make_policy_replica(policy: PolicyConfig, sim: SimConfig, seed: int = 0):
+    """The in-process replica of ``policy.kind`` on ``policy.engine``: the BEV planner, or the
+    Alpamayo network decoding in torch or through an in-process vLLM engine."""
+    if policy.engine == "vllm" and policy.kind != "alpamayo":
+        raise ValueError("policy.engine=vllm serves the alpamayo policy's reasoning; the bev-planner has none")
     if policy.kind == "alpamayo":
         from redux.policy.alpamayo.policy import AlpamayoPolicy
 
         torch.set_num_threads(policy.torch_threads)
         torch.manual_seed(seed)
         model = build_model(policy, sim)
+        if policy.engine == "vllm":
+            from redux.policy.vllm.policy import VllmAlpamayoPolicy
+
+            return VllmAlpamayoPolicy(model, model.tokenizer, policy, seed=seed)
         return AlpamayoPolicy(model, model.tokenizer, policy, seed=seed)
     return TorchPolicy(policy, sim, seed=seed)

@@ -130,8 +130,17 @@ def test_a_meta_model_comes_out_whole_without_the_lcdrive_modules(source, source
     for k, v in model.state_dict().items():
         if not k.startswith(LCDRIVE_MODULES):
             assert torch.equal(v, ours[k]), k
+    # it reasons as the source did; the plan is compared within one model below, because a
+    # meta-loaded weight's memory layout can move the decode by ~1e-7, which ten Euler steps
+    # through 100-cycle Fourier features amplify
+    before = act(model)
+    np.testing.assert_array_equal(source_plan.extras["reasoning_ids"], before.extras["reasoning_ids"])
     # coc reasoning never reads the LCDrive modules (random here)
-    np.testing.assert_array_equal(source_plan.actions, act(model).actions)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.startswith(LCDRIVE_MODULES):
+                parameter.add_(torch.randn_like(parameter))
+    np.testing.assert_array_equal(before.actions, act(model).actions)
 
 
 def test_dtype_casts_a_meta_load(published, source):

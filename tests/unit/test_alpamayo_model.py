@@ -16,7 +16,9 @@ from redux.policy.alpamayo.factory import build_alpamayo
 from redux.policy.alpamayo.model import ExpertPrefix
 from redux.policy.alpamayo.policy import AlpamayoPolicy
 from redux.policy.alpamayo.presets import get_preset
-from redux.policy.alpamayo.reasoning import MODES, Sampling, allowed_tokens, opening_tokens, prefill, reason
+from redux.policy.alpamayo.reasoning import (
+    MODES, Sampling, allowed_tokens, opening_tokens, prefill, reason, replay, score_reasoning,
+)  # fmt: skip
 from redux.policy.alpamayo.targets import IGNORE, LATENT, STRUCTURE, TRAJECTORY, TargetBuilder
 from redux.policy.alpamayo.training import TeacherForcedBatch, teacher_forced_losses
 from redux.policy.action_space import normalise
@@ -198,8 +200,9 @@ def test_token_log_probs_are_non_positive_and_zero_where_nothing_was_sampled(mod
 
 
 def test_token_log_probs_are_the_tempered_restricted_distribution(model, ids, prompt):
-    """What GRPO's ratio compares against: log-softmax(logits / T) over the mode's allowed tokens,
-    recomputed here by one teacher-forced pass over prompt + opening + the sampled tokens."""
+    """What GRPO's ratio compares against: the distribution each token was drawn from — softmax(logits / T)
+    over the mode's allowed tokens, cut to the top-p nucleus and renormalised — recomputed here
+    by one teacher-forced pass over prompt + opening + the sampled tokens."""
     sampling = Sampling(temperature=0.7, top_p=0.9)
     with torch.inference_mode():
         reasoning, _ = reason(model, ids, prompt, "coc", 1, sampling, torch.Generator().manual_seed(4))
@@ -216,10 +219,58 @@ def test_token_log_probs_are_the_tempered_restricted_distribution(model, ids, pr
         start = sequence.shape[1] - reasoning.tokens.shape[1]
         logits = model.logits(hidden[:, start - 1 : -1]).float()
         logits = logits.masked_fill(~allowed_tokens("coc", ids), float("-inf"))
-        expected = torch.log_softmax(logits / sampling.temperature, -1).gather(2, reasoning.tokens[..., None])[..., 0]
+        probs = torch.softmax(logits / sampling.temperature, -1)
+        chosen = probs.gather(2, reasoning.tokens[..., None])[..., 0]
+        # the nucleus: the most likely tokens while the mass before each is below top_p
+        ordered = probs.sort(-1, descending=True).values
+        kept = ordered * ((ordered.cumsum(-1) - ordered) < sampling.top_p)
+        expected = torch.log(chosen / kept.sum(-1))
+        mass_above_chosen = (probs * (probs > chosen[..., None])).sum(-1)
     sampled = alive.clone()
     sampled[reasoning.lengths == model.preset.max_reasoning_tokens, -1] = False  # the forced stop token
+    assert bool((mass_above_chosen[sampled] < sampling.top_p).all())  # every drawn token was in the nucleus
     torch.testing.assert_close(reasoning.log_probs[sampled], expected[sampled], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["coc", "cfvla"])
+def test_replaying_a_decoded_reasoning_rebuilds_its_cache_and_scores(model, ids, prompt, mode):
+    """What the vLLM engine relies on: one pass over prompt + tokens decoded elsewhere gives the
+    expert the view decoding left behind, and the log-probs decoding reported."""
+    sampling = Sampling(temperature=0.8, top_p=0.95)
+    k = 3
+    with torch.inference_mode():
+        reasoning, decoded = reason(model, ids, prompt, mode, k, sampling, torch.Generator().manual_seed(7))
+        replayed = replay(model, ids, prompt, mode, reasoning.tokens, reasoning.lengths)
+        scores = score_reasoning(model, ids, prompt, mode, reasoning.tokens, reasoning.lengths, sampling)
+        x, t = torch.randn(B * k, 64, 2, generator=torch.Generator().manual_seed(0)), torch.full((B * k,), 0.4)
+        torch.testing.assert_close(model.velocity(x, t, replayed), model.velocity(x, t, decoded), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(scores, reasoning.log_probs, atol=1e-4, rtol=1e-4)
+    assert torch.equal(replayed.action_positions, decoded.action_positions)
+
+
+def test_embedded_presets_read_the_raster_as_coverage_from_zero(model, obs):
+    """An empty BEV pixel is 0 and a fully covered one 1 (not Qwen's -1 / +1 for photographs)."""
+    policy = AlpamayoPolicy(model, model.tokenizer, config("none"))
+    frames = policy.model_inputs(obs[:1])["frames"]
+    empty = model.prompts.build(np.zeros_like(frames), np.zeros((1, 16, 3), np.float32))
+    full = model.prompts.build(np.full_like(frames, 255), np.zeros((1, 16, 3), np.float32))
+    assert torch.count_nonzero(empty.pixel_values) == 0
+    torch.testing.assert_close(full.pixel_values, torch.ones_like(full.pixel_values))
+
+
+def test_prompt_embeddings_put_the_vision_features_in_the_image_slots(model, ids, prompt):
+    """The language model fed these embeddings (what vLLM is given) computes what the prefill does."""
+    opening = torch.tensor(opening_tokens("coc", ids)).expand(B, -1)
+    input_ids = torch.cat([prompt.input_ids, opening], dim=1)
+    with torch.inference_mode():
+        embeds = model.prompt_embeddings(input_ids, prompt.pixel_values, prompt.image_grid_thw)
+        text_only = model.embed(input_ids)
+        hidden, _, _, length = prefill(model, prompt, opening_tokens("coc", ids))
+        positions = torch.arange(length)[None].expand(3, B, -1)
+        again, _ = model.backbone(embeds, positions, torch.ones_like(input_ids))
+    image = torch.cat([prompt.image_mask, torch.zeros_like(opening, dtype=torch.bool)], dim=1)
+    assert torch.equal(embeds[~image], text_only[~image]) and not torch.equal(embeds[image], text_only[image])
+    torch.testing.assert_close(again, hidden, atol=1e-5, rtol=1e-5)
 
 
 def test_flow_log_probs_are_the_sde_chain_density(model, obs, monkeypatch):

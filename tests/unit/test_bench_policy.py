@@ -28,7 +28,7 @@ def report():
 def test_report_has_a_row_per_mode_with_latency_and_throughput(report):
     assert report["preset"] == "tiny" and report["engine"] == "torch" and report["batches"] == [1, 2]
     assert [row["mode"] for row in report["rows"]] == list(MODES)
-    keys = ["mode", "p50_ms", "p95_ms", "reasoning_ms", "flow_ms", "tokens", "samples_per_s@1", "samples_per_s@2"]
+    keys = ["engine", "mode", "p50_ms", "p95_ms", "reasoning_ms", "flow_ms", "tokens", "samples_per_s@1", "samples_per_s@2"]
     preset = get_preset("tiny")
     for row in report["rows"]:
         assert list(row) == [*keys, "best_samples_per_s", "best_batch"]  # one column order: one table
@@ -65,7 +65,7 @@ def test_synthetic_observations_fit_the_preset():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(preset="nope"), dict(preset="tiny", modes=["fast"]), dict(preset="tiny", engine="vllm"),
+    [dict(preset="nope"), dict(preset="tiny", modes=["fast"]), dict(preset="tiny", engine="jax"),
      dict(preset="tiny", batches=[0]), dict(preset="tiny-0.5b")],
 )  # fmt: skip
 def test_invalid_requests_fail_before_measuring(kwargs):

@@ -2,6 +2,7 @@ import math
 import time
 
 import numpy as np
+import pytest
 
 from redux.sim_bridge.minisim.bev import BEV_CHANNELS, bev_to_rgb, render_bev, world_to_bev
 from redux.sim_bridge.minisim.bev_geometry import DASH_PERIOD_M, PIECE_LENGTH_M, MarkingStyle, road_paint
@@ -131,3 +132,35 @@ def test_bev_cost_is_about_a_millisecond():
         render_bev(road, EGO, boxes, kinds, 0.0, None, PIXELS, MPP)
     per_frame_ms = (time.perf_counter() - start) / 50 * 1e3
     assert per_frame_ms < 10.0, per_frame_ms  # ~0.6 ms on the 2-core dev box; loose for shared CI
+
+
+def test_supersampled_raster_is_the_coverage_of_the_fine_one():
+    road = two_way_road(with_light=False)
+    coarse = render_bev(road, EGO, *no_actors(), 0.0, None, PIXELS, MPP, supersample=4)
+    fine = render_bev(road, EGO, *no_actors(), 0.0, None, 4 * PIXELS, MPP / 4)
+    assert coarse.shape == (len(BEV_CHANNELS), PIXELS, PIXELS) and coarse.dtype == np.uint8
+    expected = np.round(fine.reshape(len(BEV_CHANNELS), PIXELS, 4, PIXELS, 4).mean(axis=(2, 4)))
+    np.testing.assert_array_equal(coarse, expected.astype(np.uint8))
+    assert 0 < coarse[CH["lane_markings"]].max() < 255  # thin paint covers part of a pixel
+
+
+def test_supersampling_shows_lateral_offsets_a_binary_mask_hides():
+    road = two_way_road(with_light=False)
+
+    def raster(offset_m, supersample):
+        ego = EGO + np.array([0.0, offset_m, 0.0])
+        return render_bev(road, ego, *no_actors(), 0.0, None, PIXELS, MPP, supersample=supersample).astype(int)
+
+    # the road's edges and centre line sit at x.80 and x.30 pixel columns, then at x.90 and x.40:
+    # no edge crosses a pixel border, so the binary raster cannot tell; 1/8 m coverage can
+    np.testing.assert_array_equal(raster(0.05, 1), raster(0.15, 1))
+    assert np.abs(raster(0.05, 8) - raster(0.15, 8)).sum() > 0
+    # and the coverage moves the right way: a car further left sees more road on its right
+    right_edge = (slice(None), int(0.5 * PIXELS + 0.5 * LANE_W))
+    drivable = raster(0.05, 8)[CH["drivable"]][right_edge].sum(), raster(0.15, 8)[CH["drivable"]][right_edge].sum()
+    assert drivable[1] > drivable[0]
+
+
+def test_supersample_below_one_is_refused():
+    with pytest.raises(ValueError, match="supersample"):
+        render_bev(two_way_road(), EGO, *no_actors(), 0.0, None, PIXELS, MPP, supersample=0)

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from redux.actors.generators.demo_perturbation import DemoPerturbation
 from redux.buffer.codec import RolloutRecord
 from redux.config import RunConfig
 from redux.policy.action_space import estimate_speed, integrate, normalise
 from redux.policy.alpamayo.targets import TargetBuilder, world_model_targets
-from redux.policy.torch_engine import make_torch_policy
+from redux.policy.torch_engine import make_policy_replica
 from redux.sim_bridge import Plan, make_batch, scene_count
 
 @dataclass
@@ -48,12 +49,17 @@ class BehaviourCloningGenerator:
     def __init__(self, cfg: RunConfig, actor_id: int):
         self.cfg = cfg
         self.actor_id = actor_id
-        self.policy = make_torch_policy(cfg.policy, cfg.sim, seed=cfg.seed + actor_id)
+        self.policy = make_policy_replica(cfg.policy, cfg.sim, seed=cfg.seed + actor_id)
         self.sessions = make_batch(cfg.sim, cfg.sim.sessions_per_actor)
         self.scene_count = scene_count(cfg.sim)
         self.episodes = [0] * self.sessions.size
         self.session_steps = [0] * self.sessions.size
         self.observations = [self._reset(i) for i in range(self.sessions.size)]
+        self.perturbation = None
+        if cfg.actors.generator == "expert" and cfg.actors.demo_noise > 0:
+            self.perturbation = DemoPerturbation(
+                self.sessions.size, cfg.actors.demo_noise, cfg.actors.demo_noise_correlation_s, cfg.seed + actor_id
+            )
         self.targets = None
         if cfg.policy.kind == "alpamayo":
             preset = self.policy.model.preset
@@ -102,21 +108,27 @@ class BehaviourCloningGenerator:
                     stats.progress.append(result.metrics["progress"])
                     self.episodes[i] += 1
                     self.observations[i] = self._reset(i)
+                    if self.perturbation is not None:
+                        self.perturbation.reset(i)
                 else:
                     self.observations[i] = result.observation
             stats.policy_ms += (t1 - t0) * 1e3
             stats.sim_ms += (time.perf_counter() - t1) * 1e3
             stats.env_steps += self.sessions.size
+            if self.perturbation is not None:
+                self.perturbation.step()
         records = [self._record(i, trace, self.policy.weight_version) for i, trace in enumerate(traces)]
         return records, stats
 
     def _plans(self) -> tuple[list[Plan], np.ndarray]:
         """The plans that drive: the policy's (DAgger-style coverage), or the expert's own
-        (pure demonstrations, and no policy call at all)."""
+        (demonstrations, perturbed when ``actors.demo_noise`` > 0, and no policy call at all)."""
         if self.cfg.actors.generator == "expert":
             plans = []
-            for obs in self.observations:
+            for i, obs in enumerate(self.observations):
                 actions = obs.labels["expert_actions"]
+                if self.perturbation is not None:
+                    actions = self.perturbation.apply(i, actions)
                 speed = estimate_speed(obs.ego_history[None, :, :2])[0]
                 plans.append(Plan(actions, integrate(actions, speed)))
             return plans, np.zeros(len(plans), dtype=np.float32)

@@ -18,10 +18,13 @@ from redux.policy.action_space import ACCEL_MEAN, ACCEL_STD, CURVATURE_MEAN, CUR
 
 
 class FourierFeatures(nn.Module):
-    def __init__(self, dim: int, max_freq: float):
+    def __init__(self, dim: int, min_freq: float, max_freq: float):
         super().__init__()
+        if not 0 < min_freq <= max_freq:
+            raise ValueError(f"need 0 < min_freq <= max_freq, got {min_freq}, {max_freq}")
         self.out_dim = dim
-        self.register_buffer("freqs", torch.logspace(0, math.log10(max_freq), steps=dim // 2)[None, :])
+        freqs = torch.logspace(math.log10(min_freq), math.log10(max_freq), steps=dim // 2)
+        self.register_buffer("freqs", freqs[None, :])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         phase = x[..., None] * self.freqs * (2 * math.pi)
@@ -48,10 +51,13 @@ class MLPEncoder(nn.Module):
 class ActionInProjection(nn.Module):
     """(B, 64, 2) noisy normalised actions and (B,) flow times → (B, 64, width) expert inputs."""
 
-    def __init__(self, width: int, hidden: int, layers: int, fourier_features: int, max_freq: float, action_dim: int = 2):
+    def __init__(
+        self, width: int, hidden: int, layers: int, fourier_features: int, min_freq: float, max_freq: float,
+        action_dim: int = 2,
+    ):  # fmt: skip
         super().__init__()
-        self.sinus = nn.ModuleList(FourierFeatures(fourier_features, max_freq) for _ in range(action_dim))
-        self.timestep_fourier_encoder = FourierFeatures(fourier_features, max_freq)
+        self.sinus = nn.ModuleList(FourierFeatures(fourier_features, min_freq, max_freq) for _ in range(action_dim))
+        self.timestep_fourier_encoder = FourierFeatures(fourier_features, min_freq, max_freq)
         self.encoder = MLPEncoder((action_dim + 1) * fourier_features, layers, hidden, width)
         self.norm = nn.LayerNorm(width)
 

@@ -131,7 +131,7 @@ class AlpamayoR1(nn.Module):
         del self.expert.embed_tokens  # action tokens come from action_in_proj
         self.action_in_proj = ActionInProjection(
             preset.expert_hidden, preset.action_proj_hidden, preset.action_proj_layers,
-            preset.fourier_features, preset.fourier_max_freq,
+            preset.fourier_features, preset.fourier_min_freq, preset.fourier_max_freq,
         )  # fmt: skip
         self.action_out_proj = nn.Linear(preset.expert_hidden, 2)
         self.action_space = ActionSpaceStats()
@@ -178,11 +178,33 @@ class AlpamayoR1(nn.Module):
         )
         return out.last_hidden_state, out.past_key_values
 
+    def prompt_embeddings(
+        self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None, image_grid_thw: torch.Tensor | None
+    ) -> torch.Tensor:
+        """(B, L, hidden) language-model inputs of a prompt: token embeddings with the vision
+        features in the image slots, as Qwen3-VL forms them before its first layer. With
+        ``image_positions="text"`` (no deepstack) these alone determine what the language
+        model computes, which is what an engine fed prompt embeddings (vLLM) needs."""
+        embeds = self.embed(input_ids)
+        if pixel_values is None:
+            return embeds
+        features = self.vlm.model.get_image_features(pixel_values, image_grid_thw, return_dict=True).pooler_output
+        features = torch.cat(list(features), dim=0).to(embeds.dtype)
+        slots = (input_ids == self.ids.image_pad)[..., None].expand_as(embeds)
+        if int(slots[..., 0].sum()) != features.shape[0]:
+            raise ValueError(f"{int(slots[..., 0].sum())} image slots in the prompt for {features.shape[0]} vision features")
+        return embeds.masked_scatter(slots, features)
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.vlm.lm_head(hidden)
 
     def rope_index(self, input_ids: torch.Tensor, mm_token_type_ids: torch.Tensor, image_grid_thw, attention_mask):
-        """Qwen3-VL's 3D positions for a prompt and each row's offset of text positions from indices."""
+        """(3, B, L) positions for a prompt and each row's (B, 1) offset of text positions from indices:
+        Qwen3-VL's 3D positions, or consecutive ones (offset 0) for ``image_positions="text"``."""
+        if self.preset.image_positions == "text":
+            mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
+            positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+            return positions[None].expand(3, -1, -1), torch.zeros(input_ids.shape[0], 1, dtype=torch.long)
         return self.vlm.model.get_rope_index(
             input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw, attention_mask=attention_mask
         )

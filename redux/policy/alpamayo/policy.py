@@ -64,19 +64,10 @@ class AlpamayoPolicy:
         b, k = len(observations), num_samples
         with torch.inference_mode():
             prepared = time.perf_counter()
-            reasoning, prefix = reason(self.model, self.ids, prompt, self.cfg.reasoning, k, sampling, self.generator)
+            reasoning, prefix = self._reason(prompt, k, sampling)
             reasoned = time.perf_counter()
 
-            def velocity(x, t):
-                return self.model.velocity(x, t, prefix)
-
-            if greedy:
-                plans = euler_sample(velocity, torch.zeros(b * k, 64, 2), self.flow_steps)
-                flow_log_probs = torch.zeros(b * k)
-            else:
-                noise = torch.randn(b * k, 64, 2, generator=self.generator)
-                sample = sde_sample(velocity, noise, self.flow_steps, self.cfg.sde_noise, self.generator)
-                plans, flow_log_probs = sample.actions, sample.log_prob
+            plans, flow_log_probs = self._plan(prefix, b * k, greedy)
             planned = time.perf_counter()
 
         actions = clip_to_bounds(denormalise(plans.numpy().reshape(b, k, 64, 2)))
@@ -115,6 +106,22 @@ class AlpamayoPolicy:
             reasoning=texts,
             extras=extras,
         )
+
+    def _reason(self, prompt, num_samples: int, sampling: Sampling):
+        """Reasoning tokens and the expert's view of the cache; the vLLM engine decodes elsewhere."""
+        return reason(self.model, self.ids, prompt, self.cfg.reasoning, num_samples, sampling, self.generator)
+
+    def _plan(self, prefix, n: int, greedy: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, 64, 2) normalised plans from the flow expert on ``prefix``, and their log-probs."""
+
+        def velocity(x, t):
+            return self.model.velocity(x, t, prefix)
+
+        if greedy:
+            return euler_sample(velocity, torch.zeros(n, 64, 2), self.flow_steps), torch.zeros(n)
+        noise = torch.randn(n, 64, 2, generator=self.generator)
+        sample = sde_sample(velocity, noise, self.flow_steps, self.cfg.sde_noise, self.generator)
+        return sample.actions, sample.log_prob
 
     def _consistency(self, stated, plans: np.ndarray, speed: np.ndarray) -> dict[str, np.ndarray]:
         """Stated decision / meta-actions per sample, the plan's own meta-actions, and whether they agree."""

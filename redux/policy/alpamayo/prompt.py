@@ -87,6 +87,8 @@ class PromptBuilder:
             patch_size=v.patch,
             merge_size=v.merge,
             temporal_patch_size=v.temporal_patch,
+            mean=(v.pixel_mean,) * v.channels,
+            std=(v.pixel_std,) * v.channels,
         )
         ids = torch.from_numpy(input_ids)
         return PromptBatch(ids, ids == self.ids.image_pad, pixel_values, grid)

@@ -142,22 +142,82 @@ def reason(
     return reasoning, prefix
 
 
+def replay(
+    model: AlpamayoR1, ids: TokenIds, prompt: PromptBatch, mode: str, tokens: torch.Tensor, lengths: torch.Tensor
+) -> ExpertPrefix:
+    """The expert's view of a reasoning decoded elsewhere (by vLLM): see :func:`_replay`."""
+    return _replay(model, ids, prompt, mode, tokens, lengths)[0]
+
+
+def score_reasoning(
+    model: AlpamayoR1,
+    ids: TokenIds,
+    prompt: PromptBatch,
+    mode: str,
+    tokens: torch.Tensor,
+    lengths: torch.Tensor,
+    sampling: Sampling,
+) -> torch.Tensor:
+    """(B·K, R) log-probabilities this model gives ``tokens`` under ``sampling`` (0 past each length
+    and on the forced stop token at the end of the budget): what decoding would have reported."""
+    _, hidden_before = _replay(model, ids, prompt, mode, tokens, lengths)
+    logits = model.logits(hidden_before).float()
+    allowed = allowed_tokens(mode, ids)
+    log_p = sampling_log_probs(logits.masked_fill(~allowed, float("-inf")), sampling)
+    scored = log_p.gather(-1, tokens[..., None])[..., 0]
+    steps = torch.arange(tokens.shape[1])[None, :]
+    sampled = (steps < lengths[:, None]) & (steps < model.preset.max_reasoning_tokens - 1)
+    return torch.where(sampled, scored, 0.0)
+
+
+def _replay(model, ids, prompt, mode, tokens, lengths) -> tuple[ExpertPrefix, torch.Tensor]:
+    """The prompt is prefilled once, each row's cache is repeated for its samples, and the
+    tokens (B·K, R), padded after ``lengths``, run through in one causal pass at the
+    positions decoding gave them. Returns the expert's view and the hidden state before
+    each token (the one that predicted it)."""
+    if mode == "lcdrive":
+        raise ValueError("lcdrive reasoning interleaves latents from the light head and is decoded in torch only")
+    hidden, cache, deltas, length = prefill(model, prompt, opening_tokens(mode, ids))
+    k = tokens.shape[0] // prompt.size
+    cache.batch_repeat_interleave(k)
+    deltas = deltas.repeat_interleave(k)
+    before = hidden[:, -1:].repeat_interleave(k, 0)
+    n, r = tokens.shape
+    alive = torch.arange(r)[None, :] < lengths[:, None]
+    valid = torch.cat([torch.ones(n, length, dtype=torch.bool), alive], dim=1)
+    if r:
+        positions = (length + torch.arange(r)[None, :] + deltas[:, None]).expand(3, n, r)
+        hidden, cache = model.backbone(model.embed(tokens), positions, valid.long(), cache)
+        before = torch.cat([before, hidden[:, :-1]], dim=1)
+    return ExpertPrefix.from_cache(cache, valid, length + lengths + deltas), before[:, :r]
+
+
 def sample_token(logits: torch.Tensor, allowed: torch.Tensor, sampling: Sampling, generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw one token per row among ``allowed``; returns it and its log-probability."""
+    """Draw one token per row among ``allowed``; returns it and its log-probability under the
+    distribution it was drawn from (see :func:`sampling_log_probs`)."""
     logits = logits.float().masked_fill(~allowed, float("-inf"))
     if sampling.greedy:
         token = logits.argmax(-1)
         return token, torch.zeros(len(token))
-    log_p = torch.log_softmax(logits / sampling.temperature, dim=-1)
-    probs = log_p.exp()
-    if sampling.top_p < 1.0:
-        ordered, order = probs.sort(dim=-1, descending=True)
-        # keep the smallest prefix whose mass reaches top_p (always the first token)
-        drop = ordered.cumsum(-1) - ordered >= sampling.top_p
-        ordered = ordered.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, ordered)
-    token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    log_p = sampling_log_probs(logits, sampling)
+    token = torch.multinomial(log_p.exp(), 1, generator=generator).squeeze(1)
     return token, log_p.gather(1, token[:, None]).squeeze(1)
+
+
+def sampling_log_probs(masked_logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
+    """(N, V) log-probabilities of the distribution a token is drawn from: temperature, then the
+    smallest nucleus whose mass reaches ``top_p`` (always the first token), renormalised.
+
+    This is vLLM's ``processed_logprobs`` too, so both engines report the same number
+    for the same token, and it is the behaviour policy's probability GRPO's ratio needs.
+    """
+    logits = masked_logits / sampling.temperature
+    if sampling.top_p < 1.0:
+        probs = torch.softmax(logits, dim=-1)
+        ordered, order = probs.sort(dim=-1, descending=True)
+        drop = ordered.cumsum(-1) - ordered >= sampling.top_p
+        logits = logits.scatter(-1, order, logits.gather(-1, order).masked_fill(drop, float("-inf")))
+    return torch.log_softmax(logits, dim=-1)
 
 
 class _FreeText:

@@ -2,9 +2,14 @@
 
 Forward is up and left is left; the ego's rear axle sits at the horizontal centre,
 three quarters down the image, so the raster shows three times more road ahead
-than behind. Each channel is a binary mask (0 or 255) drawn with Pillow into an
-8-bit canvas; actor boxes are filled together with their outline so that one smaller
-than a pixel (a pedestrian at 1 m/pixel) still lights the pixel it stands in.
+than behind. Each channel is a mask drawn with Pillow into an 8-bit canvas; actor
+boxes are filled together with their outline so that one smaller than a pixel (a
+pedestrian at 1 m/pixel) still lights the pixel it stands in.
+
+With ``supersample`` S > 1 the masks are drawn at S times the resolution and each
+pixel is the mean of its S x S block: a pixel's value is the share of it covered.
+At 1 m/pixel a binary mask hides lateral offsets under a metre, which is most of
+the margin to the road edge; coverage makes them visible to a policy.
 """
 
 from __future__ import annotations
@@ -70,13 +75,24 @@ def render_bev(
     route_polyline: np.ndarray | None,
     pixels: int,
     metres_per_pixel: float,
+    supersample: int = 1,
 ) -> np.ndarray:
     """(len(BEV_CHANNELS), pixels, pixels) uint8 raster around an ego at world pose (x, y, yaw).
 
     ``actor_boxes`` (A, 5) are world x, y, yaw, length, width; ``actor_kinds`` (A,)
     ActorKind; ``t_s`` sets the traffic lights; ``route_polyline`` (M, 2) world
-    points of the route ahead (NaN rows ignored), or None.
+    points of the route ahead (NaN rows ignored), or None; ``supersample`` as in the
+    module docstring.
     """
+    if supersample < 1:
+        raise ValueError(f"supersample must be >= 1, got {supersample}")
+    if supersample > 1:
+        fine = render_bev(
+            road_map, ego_pose, actor_boxes, actor_kinds, t_s, route_polyline,
+            pixels * supersample, metres_per_pixel / supersample,
+        )  # fmt: skip
+        blocks = fine.reshape(len(BEV_CHANNELS), pixels, supersample, pixels, supersample)
+        return np.round(blocks.mean(axis=(2, 4), dtype=np.float32)).astype(np.uint8)
     paint = road_paint(road_map)
     affine = world_to_bev(ego_pose, pixels, metres_per_pixel)
     # everything within the circle around the ego that contains the whole raster

@@ -59,7 +59,7 @@ class ObservationRenderer:
         if name == BEV:
             return render_bev(
                 scene.road_map, ego_pose, boxes, kinds, t_s, self._route_points(scene),
-                self.cfg.bev_pixels, self.cfg.bev_metres_per_pixel,
+                self.cfg.bev_pixels, self.cfg.bev_metres_per_pixel, self.cfg.bev_supersample,
             )
         image = render_camera(self.specs[name], scene.road_map, ego_pose, boxes, kinds, t_s)
         return np.ascontiguousarray(image.transpose(2, 0, 1))

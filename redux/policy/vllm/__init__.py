@@ -1,0 +1,1 @@
+"""The vLLM engine: the policy's autoregressive reasoning served by vLLM, the rest in torch."""
