@@ -57,7 +57,8 @@ class VllmAlpamayoPolicy(AlpamayoPolicy):
         super().__init__(model, tokenizer, cfg, seed=seed)
         preset = model.preset
         # room for the prompt, the reasoning and, whichever plan is configured, the trajectory tokens
-        max_len = cfg.vllm.max_model_len or self.prompts.length + preset.max_reasoning_tokens + HEADROOM_TOKENS + FUTURE_TOKENS
+        needed = self.prompts.length + preset.max_reasoning_tokens + HEADROOM_TOKENS + FUTURE_TOKENS
+        max_len = cfg.vllm.max_model_len or needed
         self.served = served or ServedLanguageModel(model, cfg.vllm, max_len, seed=seed, version=self.weight_version)
         self._turn = threading.Condition()
         self._busy = False

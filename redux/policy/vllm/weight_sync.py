@@ -45,8 +45,3 @@ class WeightSyncExtension:
 
     def weight_version(self) -> int:
         return getattr(self, "served_version", 0)
-
-    def served_checksum(self) -> float:
-        """Sum of every served parameter: a cheap check that two replicas serve the same weights."""
-        model = self.model_runner.get_model()
-        return float(sum(p.detach().double().sum() for p in model.parameters()))
