@@ -55,6 +55,9 @@ def run(
     except RedisUnreachable as err:
         typer.secho(str(err), fg="red", err=True)
         raise typer.Exit(1) from None
+    except ConfigError as err:
+        typer.secho(f"config error: {err}", fg="red", err=True)
+        raise typer.Exit(2) from None
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "buffer"}, indent=2))
 
 
@@ -98,6 +101,25 @@ def evaluate(
         )
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "hard"}, indent=2))
     typer.echo(f"wrote {out}/summary.json, metrics.parquet" + (f", {video} videos" if video else ""))
+
+
+@app.command("select")
+def select(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory with checkpoints/")],
+    suite: Annotated[str, typer.Option(help="validation suite, NAME or NAME:N")] = "minisim-val:50",
+    actors: Annotated[int, typer.Option(help="Ray actors per evaluation (1: in-process)")] = 1,
+    config: Annotated[Optional[Path], typer.Option(help="experiment YAML for sim settings")] = None,
+    set_: SetOpt = None,
+):
+    """Score every kept checkpoint closed loop and name the best driver (selection.json)."""
+    from redux.actors.checkpoint_selection import select_checkpoint
+
+    cfg = _config(config, set_)
+    result = select_checkpoint(
+        cfg, run_dir, suite, actors, progress=lambda row: typer.echo(f"  {row['checkpoint']}: {row['driving_score']:.3f}")
+    )
+    _table(f"redux select {run_dir} on {suite}", result["rows"])
+    typer.echo(f"best: {result['best']['checkpoint']} (wrote {run_dir}/selection.json)")
 
 
 @app.command("config")
@@ -172,19 +194,54 @@ def bench_learner(
 
 @bench_app.command("sync")
 def bench_sync(
-    sizes_mb: Annotated[str, typer.Option(help="comma-separated model sizes in MB")] = "1,16,128",
+    preset: Annotated[Optional[str], typer.Option(help="alpamayo preset: measure real policy replicas")] = None,
+    engine: Annotated[str, typer.Option(help="with --preset: comma-separated engines, torch,vllm")] = "torch,vllm",
+    sizes_mb: Annotated[str, typer.Option(help="without --preset: comma-separated model sizes in MB")] = "1,16,128",
     transports: Annotated[str, typer.Option(help="comma-separated: object_store,redis")] = "object_store,redis",
     repeats: Annotated[int, typer.Option()] = 3,
     out: Annotated[Path, typer.Option()] = Path("runs/bench-sync"),
 ):
-    """Weight publish → loaded latency per transport and model size."""
-    from redux.bench.sync import run_sync_bench
-
-    sizes = [float(x) for x in sizes_mb.split(",") if x.strip()]
+    """Weight publish → loaded latency: per transport and size, or into a preset's torch / vLLM replica."""
     names = [x.strip() for x in transports.split(",") if x.strip()]
-    result = run_sync_bench(sizes, names, repeats)
+    if preset is not None:
+        from redux.bench.replica_sync import run_replica_sync_bench
+
+        engines = [x.strip() for x in engine.split(",") if x.strip()]
+        result = run_replica_sync_bench(
+            preset, engines, names[0], repeats, progress=lambda row: typer.echo(f"  measured {row['engine']}")
+        )
+        title = f"redux bench sync: {preset} over {names[0]}"
+    else:
+        from redux.bench.sync import run_sync_bench
+
+        sizes = [float(x) for x in sizes_mb.split(",") if x.strip()]
+        result = run_sync_bench(sizes, names, repeats)
+        title = "redux bench sync"
     path = _write_json(out, "bench.json", result)
-    _table("redux bench sync", result["rows"])
+    _table(title, result["rows"])
+    typer.echo(f"wrote {path}")
+
+
+@bench_app.command("driver")
+def bench_driver(
+    cameras: Annotated[str, typer.Option(help="comma-separated counts of 1080p JPEG cameras per tick")] = "1,4",
+    steps: Annotated[int, typer.Option(help="timed ticks per camera count")] = 40,
+    clients: Annotated[str, typer.Option(help="comma-separated concurrent sessions for sessions/s")] = "1,4,8",
+    drive_steps: Annotated[int, typer.Option(help="drive calls per session in the sessions/s runs")] = 20,
+    seconds: Annotated[float, typer.Option(help="measurement time per concurrency")] = 20.0,
+    texture_noise: Annotated[float, typer.Option(help="std of noise added to minisim's flat frames before JPEG")] = 4.0,
+    out: Annotated[Path, typer.Option()] = Path("runs/bench-driver"),
+):
+    """The egodriver wire: per-tick overhead beside the policy call, and sessions/s a server sustains (tiny policy)."""
+    from redux.bench.driver import run_driver_bench
+
+    result = run_driver_bench(
+        [int(x) for x in cameras.split(",") if x.strip()], steps, [int(x) for x in clients.split(",") if x.strip()],
+        drive_steps, seconds, texture_noise, progress=lambda what: typer.echo(f"  measured {what}"),
+    )  # fmt: skip
+    path = _write_json(out, "bench.json", result)
+    _table("egodriver overhead per tick (wall − policy call)", result["overhead"])
+    _table("sessions a server sustains", result["sessions"])
     typer.echo(f"wrote {path}")
 
 
@@ -264,3 +321,113 @@ def policy_info(
     parts = ["total", "backbone", *COMPONENTS]
     _table(f"{preset} parameters", [{"part": k, "parameters": f"{info[k]:,}", "B": info[k] / 1e9} for k in parts])
     _table(f"{preset} dimensions", [{"dimension": k, "value": v} for k, v in info["dimensions"].items()])
+
+
+from redux.sim_bridge.alpasim.settings import DriverServerSettings, DriveSettings  # noqa: E402 - pydantic only
+
+_SERVE, _DRIVE = DriverServerSettings(), DriveSettings()  # the defaults the options below show
+
+
+@app.command("serve-driver")
+def serve_driver(
+    policy: Annotated[Optional[str], typer.Option(help="expert | constant-velocity | lane-keeper | a run or checkpoint dir")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="an Alpamayo preset: alpamayo-r1-10b, student-1b, tiny, …")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="with --preset: published weights; alone: a run or checkpoint dir")] = None,
+    port: Annotated[int, typer.Option(help="port to serve on (0: any free port)")] = _SERVE.port,
+    host: Annotated[str, typer.Option(help="address to bind")] = _SERVE.host,
+    max_batch: Annotated[int, typer.Option(help="drive calls batched into one policy call")] = _SERVE.max_batch,
+    max_wait_ms: Annotated[float, typer.Option(help="how long a drive call waits for others to join its batch")] = _SERVE.max_wait_ms,
+    sample: Annotated[bool, typer.Option("--sample", help="sample plans instead of acting greedily (RL rollouts)")] = False,
+    config: Annotated[Optional[Path], typer.Option(help="experiment YAML for policy settings")] = None,
+    set_: SetOpt = None,
+):
+    """Serve a policy as an Alpasim egodriver (gRPC) until Ctrl-C, which drains calls in flight."""
+    from pydantic import ValidationError
+
+    from redux.sim_bridge.alpasim.serve import DriverServer, load_served_policy, serve_until_signal
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = _config(config, set_)
+    try:
+        settings = DriverServerSettings(host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms, greedy=not sample)
+        served, name = load_served_policy(cfg, policy, preset, checkpoint)
+        server = DriverServer(served, settings, cfg.policy.num_samples, name)
+    except (ValidationError, ValueError, FileNotFoundError, OSError) as err:
+        typer.secho(str(err), fg="red", err=True)
+        raise typer.Exit(2) from None
+    cameras = ", ".join(server.servicer.cameras) or "none"
+    typer.echo(f"serving {name} on {server.address} (reads cameras: {cameras}); Ctrl-C drains and stops", err=True)
+    serve_until_signal(server)
+    typer.echo("stopped", err=True)
+
+
+@app.command("drive")
+def drive(
+    driver: Annotated[str, typer.Option(help="HOST:PORT of an egodriver server (redux serve-driver, or anyone's)")],
+    suite: Annotated[str, typer.Option(help="minisim suite, NAME or NAME:N (the first N scenes)")] = "minisim-test:50",
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("runs/drive"),
+    concurrent: Annotated[Optional[int], typer.Option(help="sessions driven together (default sim.sessions_per_actor)")] = None,
+    cameras: Annotated[Optional[str], typer.Option(help="comma-separated cameras to send, or 'none' (default: sim.cameras, else all)")] = None,
+    image_format: Annotated[str, typer.Option(help="RGB frames as jpeg (as Alpasim) or png (lossless)")] = _DRIVE.image_format,
+    config: Annotated[Optional[Path], typer.Option(help="experiment YAML for sim settings")] = None,
+    set_: SetOpt = None,
+):
+    """minisim plays the Alpasim runtime against an egodriver server: summary.json and metrics.parquet, as redux eval."""
+    from pydantic import ValidationError
+    from rich.progress import Progress
+
+    from redux.sim_bridge.alpasim.drive_job import run_drive
+    from redux.sim_bridge.alpasim.runtime_client import DriverRefused
+
+    cfg = _config(config, set_)
+    camera_list = None if cameras is None else [c.strip() for c in cameras.split(",") if c.strip() and c.strip() != "none"]
+    chosen = {"concurrent": concurrent, "cameras": camera_list, "image_format": image_format}
+    try:
+        settings = DriveSettings(**{k: v for k, v in chosen.items() if v is not None})
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"drive {driver}", total=None)
+            summary = run_drive(
+                cfg, driver, suite, out, settings, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    except (ValidationError, ValueError) as err:
+        typer.secho(str(err), fg="red", err=True)
+        raise typer.Exit(2) from None
+    except (ConnectionError, DriverRefused) as err:
+        typer.secho(str(err), fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "hard"}, indent=2))
+    typer.echo(f"wrote {out}/summary.json, metrics.parquet")
+
+
+@app.command("serve-runtime")
+def serve_runtime(
+    suite: Annotated[str, typer.Option(help="minisim suite served, NAME or NAME:N (the first N scenes)")] = "minisim-test:50",
+    port: Annotated[int, typer.Option(help="port to serve on (0: any free port)")] = 50052,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    cameras: Annotated[Optional[str], typer.Option(help="comma-separated cameras to send, or 'none' (default: sim.cameras, else all)")] = None,
+    image_format: Annotated[str, typer.Option(help="RGB frames as jpeg (as Alpasim) or png (lossless)")] = "jpeg",
+    config: Annotated[Optional[Path], typer.Option(help="experiment YAML for sim settings")] = None,
+    set_: SetOpt = None,
+):
+    """minisim as Alpasim's RuntimeService (daemon mode: simulate against your egodriver servers) until Ctrl-C or shut_down."""
+    from redux.sim_bridge.alpasim.drive_job import ALL_MINISIM_CAMERAS
+    from redux.sim_bridge.alpasim.runtime_server import RuntimeServer, RuntimeServerSettings, serve_runtime_until_signal
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = _config(config, set_)
+    if cameras is not None:
+        cfg.sim.cameras = [c.strip() for c in cameras.split(",") if c.strip() and c.strip() != "none"]
+    elif not cfg.sim.cameras:
+        cfg.sim.cameras = list(ALL_MINISIM_CAMERAS)
+    try:
+        if image_format not in ("jpeg", "png"):
+            raise ValueError(f"--image-format must be jpeg or png, not {image_format!r}")
+        server = RuntimeServer(cfg, suite, RuntimeServerSettings(host=host, port=port, image_format=image_format))
+    except (ValueError, OSError) as err:
+        typer.secho(str(err), fg="red", err=True)
+        raise typer.Exit(2) from None
+    scenes = server.service.scene_ids
+    typer.echo(f"minisim runtime for {server.service.suite} ({len(scenes)} scenes, ids '{server.service.suite}/<id>') "
+               f"on {server.address}; Ctrl-C drains and stops", err=True)  # fmt: skip
+    serve_runtime_until_signal(server)
+    typer.echo("stopped", err=True)

@@ -63,6 +63,28 @@ class VllmConfig(_Section):
     enforce_eager: bool = Field(True, description="no graph capture (CPU; small models)")
     max_model_len: int | None = Field(None, ge=16, description="None: the prompt plus the reasoning budget")
     bucket_tensors: int = Field(64, ge=1, description="tensors per bucket of a weight push")
+    weight_transfer: Literal["in_process", "nccl", "ipc"] = Field(
+        "in_process",
+        description="how the served language model gets new weights. in_process: the replica's own torch copy is "
+        "pushed into its engine (CPU, or one process per GPU); nccl: the learner broadcasts to every engine through "
+        "a NCCL group it joins (learner on other GPUs or nodes); ipc: the learner hands CUDA IPC handles to engines "
+        "on its own GPU (same node, no copy through host memory). nccl and ipc need CUDA",
+    )
+    transfer_bucket_mib: int = Field(
+        512, ge=1,
+        description="nccl/ipc: bytes per packed bucket, and per group of parameters the learner gathers at once; "
+        "ipc grows it to the largest tensor",
+    )  # fmt: skip
+    replicas: int = Field(
+        0, ge=0,
+        description="0: every rollout actor runs its own engine in its process; N: N replica actors serve every "
+        "rollout actor's decisions, routed and batched",
+    )  # fmt: skip
+    max_batch: int = Field(32, ge=1, description="shared replicas: observations per batched policy call")
+    max_wait_ms: float = Field(5.0, ge=0.0, description="shared replicas: how long a call waits for others to join its batch")
+    replica_cpus: float = Field(
+        0.5, gt=0.0, description="shared replicas: CPUs each replica actor reserves (its rollout actors then need little)"
+    )
     plan: Literal["flow", "trajectory_tokens"] = Field(
         "flow",
         description="flow: torch re-prefills prompt + reasoning and the flow expert plans (the published inference); "
@@ -95,13 +117,29 @@ class PolicyConfig(_Section):
     sample_std: float = Field(0.1, ge=0.0, description="bev-planner: std of plan samples in normalised action units")
     torch_threads: int = Field(1, ge=1, description="intra-op threads per replica; actors share few cores")
 
+    @model_validator(mode="after")
+    def _shared_replicas_are_served(self) -> PolicyConfig:
+        if self.vllm.replicas and self.engine != "vllm":
+            raise ValueError("policy.vllm.replicas shares vLLM-served replicas: it needs policy.engine=vllm")
+        if self.engine == "vllm" and self.vllm.weight_transfer != "in_process" and not self.vllm.replicas:
+            # the learner's transfer group is formed with the replica actors; per-actor engines are not in it
+            raise ValueError(
+                f"policy.vllm.weight_transfer={self.vllm.weight_transfer} sends weights to shared replicas: "
+                "set policy.vllm.replicas >= 1"
+            )
+        return self
+
 
 class ActorsConfig(_Section):
     num: int = Field(2, ge=1)
-    generator: Literal["bc", "expert"] = Field(
+    generator: Literal["bc", "expert", "alpasim"] = Field(
         "bc",
         description="what actors produce: bc = the policy drives, every state labelled with the expert's plan; "
-        "expert = expert demonstrations (the expert drives, no policy call)",
+        "expert = expert demonstrations (the expert drives, no policy call); alpasim = whole rollouts from an "
+        "Alpasim runtime's RuntimeService.simulate driving the actor's own egodriver server (daemon mode)",
+    )
+    runtime_address: str = Field(
+        "127.0.0.1:50052", description="alpasim generator: the RuntimeService (real Alpasim, or `redux serve-runtime`)"
     )
     demo_noise: float = Field(
         0.0, ge=0.0, description="expert generator: std of the slow push (normalised action units) on the demonstrating "
@@ -149,6 +187,11 @@ class LearnerConfig(_Section):
     steps: int = Field(40, ge=1)
     rollouts_per_step: int = Field(4, ge=1, description="records taken per optimiser step")
     lr: float = Field(1e-3, gt=0.0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: linear warm-up, then cosine decay to lr × min_lr_ratio at the last step"
+    )
+    warmup_steps: int = Field(0, ge=0, description="cosine schedule only")
+    min_lr_ratio: float = Field(0.05, ge=0.0, le=1.0, description="cosine schedule only")
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(1.0, ge=0.0)
     zero_stage: int = Field(0, ge=0, le=3)
@@ -156,6 +199,9 @@ class LearnerConfig(_Section):
     checkpoint_every: int = Field(20, ge=1, description="a multiple of publish_every, so a checkpoint's version names its weights")
     keep_checkpoints: int = Field(3, ge=1, description="older checkpoints are deleted")
     weight_transport: Literal["object_store", "redis"] = "object_store"
+    weight_bucket_mb: int = Field(
+        256, ge=1, description="object_store: weights travel in flat buckets of this size (the learner holds one at a time)"
+    )
     num_cpus: float = Field(1.0, gt=0.0)
     torch_threads: int = Field(1, ge=1)
     take_timeout_s: float = Field(120.0, gt=0.0, description="a learner step with no data for this long fails the run")

@@ -38,6 +38,10 @@ class RunStats:
         self.collisions = 0
         self.actor_versions: dict[int, int] = {}
         self.actor_restarts: dict[int, int] = {}
+        self.reasoning_tokens = 0
+        # what serves each decision's reasoning: "a<i>" an actor's own vLLM engine, "r<i>" a shared replica
+        self.served_versions: dict[str, int] = {}
+        self.replicas: dict[int, dict] = {}
         self.learner: dict = {}
         self.driver: dict = {}
         self._window: deque[tuple[float, int, int]] = deque()
@@ -53,7 +57,13 @@ class RunStats:
             self.episodes += int(message.get("episodes", 0))
             self.collisions += int(message.get("collisions", 0))
             self.actor_versions[int(message["actor"])] = int(message["version"])
+            self.reasoning_tokens += int(message.get("reasoning_tokens", 0))
+            if message.get("served_version") is not None:
+                self.served_versions[f"a{message['actor']}"] = int(message["served_version"])
             self._window.append((now, self.env_steps, self.rollouts))
+        elif source == "replica":
+            self.replicas[int(message["replica"])] = message
+            self.served_versions[f"r{message['replica']}"] = int(message["served_version"])
         elif source == "learner":
             self.learner = message
         elif source == "driver":
@@ -84,6 +94,11 @@ class RunStats:
             "collisions": self.collisions,
             "actor_versions": dict(sorted(self.actor_versions.items())),
             "actor_restarts": dict(sorted(self.actor_restarts.items())),
+            "reasoning_tokens": self.reasoning_tokens,
+            "reasoning_tokens_per_s": self.reasoning_tokens / rolling if self.reasoning_tokens else 0.0,
+            "served_versions": dict(sorted(self.served_versions.items())),
+            "replica_restarts": sum(int(m.get("incarnation", 1)) - 1 for m in self.replicas.values()),
+            "replica_mean_batch": {i: m["mean_batch"] for i, m in sorted(self.replicas.items())},
             "learner_step": self.learner.get("step", 0),
             "learner_steps_total": self.learner.get("steps_total"),
             "learner_version": self.learner.get("version", 0),
@@ -93,6 +108,7 @@ class RunStats:
             "staleness_max": self.learner.get("staleness_max"),
             "publish_ms": self.learner.get("publish_ms"),
             "publish_to_loaded_ms": self.driver.get("publish_to_loaded_ms"),
+            "publish_to_replicas_loaded_ms": self.driver.get("publish_to_replicas_loaded_ms"),
             "buffer": asdict(buffer) if buffer is not None else {},
         }
 
@@ -138,6 +154,13 @@ def render_table(snap: dict, title: str) -> Table:
     versions = " ".join(f"{k}:v{v}" for k, v in snap["actor_versions"].items()) or "–"
     restarts = sum(snap["actor_restarts"].values())
     table.add_row("actor versions", versions, "actor restarts", str(restarts))
+    if snap["served_versions"] or snap["reasoning_tokens"]:
+        served = " ".join(f"{k}:v{v}" for k, v in snap["served_versions"].items()) or "–"
+        table.add_row("served versions", served, "reasoning tokens/s", _fmt(snap["reasoning_tokens_per_s"]))
+    if snap["replica_mean_batch"]:
+        batches = " ".join(f"r{k}:{v:.1f}" for k, v in snap["replica_mean_batch"].items())
+        table.add_row("replica mean batch", batches, "replica restarts", str(snap["replica_restarts"]))
+        table.add_row("publish→replicas loaded ms", _fmt(snap["publish_to_replicas_loaded_ms"]), "", "")
     return table
 
 
@@ -152,7 +175,18 @@ def log_line(snap: dict) -> str:
         f"step={snap['learner_step']}/{snap['learner_steps_total']} loss={_fmt(snap['loss'])} steps/s={_fmt(snap['learner_steps_per_s'])} "
         f"version={snap['learner_version']} actors=[{versions}] restarts={sum(snap['actor_restarts'].values())} "
         f"publish_ms={_fmt(snap['publish_ms'])} publish_to_loaded_ms={_fmt(snap['publish_to_loaded_ms'])}"
+        + _served_part(snap)
     )
+
+
+def _served_part(snap: dict) -> str:
+    if not (snap["served_versions"] or snap["reasoning_tokens"]):
+        return ""
+    served = ",".join(f"{k}:v{v}" for k, v in snap["served_versions"].items())
+    line = f" served=[{served}] tokens/s={_fmt(snap['reasoning_tokens_per_s'])}"
+    if snap["replica_mean_batch"]:
+        line += f" replicas_loaded_ms={_fmt(snap['publish_to_replicas_loaded_ms'])}"
+    return line
 
 
 class Console:

@@ -48,9 +48,9 @@ def run_evaluation(cfg: RunConfig, policy: str, suite: str, out: Path, actors: i
         rollouts = _run_on_ray(cfg, policy, scene_ids, video_ids, actors, progress)
     wall_s = time.time() - started
 
-    summary = _summary(rollouts, policy, suite, wall_s)
+    summary = evaluation_summary(rollouts, policy, suite, wall_s)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    _metrics_table(rollouts).to_parquet(out / "metrics.parquet", index=False)
+    metrics_table(rollouts).to_parquet(out / "metrics.parquet", index=False)
     for rollout in rollouts:
         if rollout.frames:
             scene = generate_scene(name, rollout.scene_id, episode_steps=cfg.sim.episode_steps)
@@ -99,7 +99,7 @@ def _clean(summary: dict) -> dict:
     return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
 
 
-def _summary(rollouts: list[EvaluatedRollout], policy: str, suite: str, wall_s: float) -> dict:
+def evaluation_summary(rollouts: list[EvaluatedRollout], policy: str, suite: str, wall_s: float) -> dict:
     def headline(subset: list[EvaluatedRollout]) -> dict:
         open_loop = np.array([r.open_loop_min_ade for r in subset])
         return _clean(summarize([r.metrics for r in subset], open_loop_min_ade=open_loop))
@@ -119,7 +119,7 @@ def _summary(rollouts: list[EvaluatedRollout], policy: str, suite: str, wall_s: 
     return summary
 
 
-def _metrics_table(rollouts: list[EvaluatedRollout]) -> pd.DataFrame:
+def metrics_table(rollouts: list[EvaluatedRollout]) -> pd.DataFrame:
     frames = []
     for r in rollouts:
         table = pd.DataFrame({name: np.asarray(v, dtype=np.float64) for name, v in r.metrics.values.items()})

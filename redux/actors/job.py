@@ -22,7 +22,7 @@ from redux.buffer.redis_server import EmbeddedRedis
 from redux.buffer.connection import connect
 from redux.buffer.rollout_buffer import RolloutBuffer
 from redux.buffer.stats_channel import StatsChannel
-from redux.config import RunConfig, config_to_yaml
+from redux.config import ConfigError, RunConfig, config_to_yaml
 from redux.console import Console, RunStats
 from redux.learner.loop import LearnerLoop
 
@@ -63,6 +63,25 @@ def start_ray(cfg: RunConfig, sim_slots: int) -> bool:
     return True
 
 
+def requested_cpus(cfg: RunConfig) -> float:
+    """CPUs the job's actors reserve: the learner, the rollout actors, shared policy replicas."""
+    replicas = cfg.policy.vllm.replicas * cfg.policy.vllm.replica_cpus if cfg.policy.engine == "vllm" else 0.0
+    return cfg.learner.num_cpus + cfg.actors.num * cfg.actors.num_cpus + replicas
+
+
+def check_cpus_fit(cfg: RunConfig, cluster_cpus: float) -> None:
+    """On a local cluster an actor that does not fit waits forever: say so at once instead."""
+    needed = requested_cpus(cfg)
+    if needed > cluster_cpus + 1e-9:
+        raise ConfigError(
+            f"the job reserves {needed:g} CPUs (learner.num_cpus {cfg.learner.num_cpus:g} + actors.num × "
+            f"actors.num_cpus {cfg.actors.num} × {cfg.actors.num_cpus:g}"
+            + (f" + policy.vllm.replicas × replica_cpus {cfg.policy.vllm.replicas} × {cfg.policy.vllm.replica_cpus:g}"
+               if cfg.policy.engine == "vllm" and cfg.policy.vllm.replicas else "")
+            + f") but the local cluster has {cluster_cpus:g}; lower a share or set ray.num_cpus"
+        )
+
+
 @contextlib.contextmanager
 def redis_for(cfg: RunConfig, run_dir: Path):
     """The configured Redis URL, or an embedded server that lives as long as the job."""
@@ -82,6 +101,8 @@ def run_job(cfg: RunConfig, resume: Path | None = None, console_out=None) -> dic
         connect(redis_url, cfg.buffer.connect_timeout_s).close()  # fail fast, before Ray starts
         own_ray = start_ray(cfg, sim_slots=cfg.actors.num)
         try:
+            if own_ray and not cfg.ray.address:
+                check_cpus_fit(cfg, ray.cluster_resources().get("CPU", 0.0))
             summary = _drive(cfg, run_dir, redis_url, namespace, resume, console_out)
         finally:
             if own_ray:
@@ -150,6 +171,7 @@ def _driver_message(manager: ActorManager) -> dict:
         "versions": manager.versions,
         "restarts": {str(i): n for i, n in enumerate(manager.restarts)},
         "publish_to_loaded_ms": manager.publish_to_loaded_ms,
+        "publish_to_replicas_loaded_ms": manager.publish_to_replicas_loaded_ms,
         "time": time.time(),
     }
 
@@ -186,6 +208,11 @@ def _summary(cfg: RunConfig, manager: ActorManager, snap: dict, result: dict) ->
         "final_loss": result.get("loss"),
         "publish_ms": result.get("publish_ms"),
         "publish_to_loaded_ms": manager.publish_to_loaded_ms,
+        "publish_to_replicas_loaded_ms": manager.publish_to_replicas_loaded_ms,
+        "reasoning_tokens": snap["reasoning_tokens"],
+        "reasoning_tokens_per_s": snap["reasoning_tokens_per_s"],
+        "served_versions": snap["served_versions"],
+        "replica_restarts": snap["replica_restarts"],
         "staleness_mean": snap["staleness_mean"],
         "staleness_max": snap["staleness_max"],
         "episodes": snap["episodes"],

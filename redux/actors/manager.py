@@ -14,6 +14,7 @@ import time
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from redux.actors.replica_pool import ReplicaPool, replica_name
 from redux.actors.rollout_actor import RolloutActor
 from redux.config import RunConfig
 from redux.learner.weight_transport import WeightHandle
@@ -31,13 +32,18 @@ class ActorManager:
     def __init__(self, cfg: RunConfig, redis_url: str, namespace: str, num_actors: int | None = None):
         self.cfg = cfg
         count = cfg.actors.num if num_actors is None else num_actors
+        self.replicas = None
+        names = None
+        if cfg.policy.engine == "vllm" and cfg.policy.vllm.replicas:
+            self.replicas = ReplicaPool(cfg, redis_url, namespace)
+            names = [replica_name(namespace, i) for i in range(self.replicas.size)]
         remote = ray.remote(RolloutActor).options(
             num_cpus=cfg.actors.num_cpus,
             resources={SIM_SLOT: 1},
             max_restarts=cfg.actors.max_restarts,
             max_task_retries=0,
         )
-        self.actors = [remote.remote(cfg, i, redis_url, namespace) for i in range(count)]
+        self.actors = [remote.remote(cfg, i, redis_url, namespace, names) for i in range(count)]
         self.pending: dict[ray.ObjectRef, tuple[int, int]] = {}  # call → (actor index, version it carries)
         self.latest: WeightHandle | None = None
         self.versions = [-1] * count
@@ -50,6 +56,7 @@ class ActorManager:
         self._recovering: set[int] = set()
         self._published_at = 0.0
         self.publish_to_loaded_ms: float | None = None
+        self.publish_to_replicas_loaded_ms: float | None = None
 
     @property
     def size(self) -> int:
@@ -59,6 +66,8 @@ class ActorManager:
         """Every call submitted from now on carries ``handle``."""
         self.latest = handle
         self._published_at = time.perf_counter()
+        if self.replicas is not None:
+            self.replicas.set_weights(handle)
 
     def pump(self, timeout_s: float) -> list[dict]:
         """Keep every actor busy, then collect what finished within ``timeout_s``."""
@@ -144,7 +153,12 @@ class ActorManager:
                 self.pending[actor.sample.remote([self.latest])] = (index, self.latest.version)
 
     def _note_all_loaded(self) -> None:
-        """Publish → every replica acting with it: the latency users feel."""
+        """Publish → every actor acting with it: the latency users feel; and, with shared
+        replicas, publish → every replica serving it."""
+        if self.replicas is not None:
+            loaded = self.replicas.loaded_ms()
+            if loaded is not None:
+                self.publish_to_replicas_loaded_ms = loaded
         if self._published_at and min(self.versions) >= self.latest.version:
             self.publish_to_loaded_ms = (time.perf_counter() - self._published_at) * 1e3
             self._published_at = 0.0
@@ -157,3 +171,5 @@ class ActorManager:
             ray.kill(actor, no_restart=True)
         self.actors = []
         self.pending.clear()
+        if self.replicas is not None:
+            self.replicas.shutdown()

@@ -18,13 +18,18 @@ from redux.buffer.rollout_buffer import RolloutBuffer
 from redux.buffer.stats_channel import StatsChannel
 from redux.config import RunConfig
 from redux.learner.weight_transport import WeightHandle, fetch_weights
+from redux.policy.replica_router import RoutedPolicy
 
 
 class RolloutActor:
-    def __init__(self, cfg: RunConfig, actor_id: int, redis_url: str, namespace: str):
+    def __init__(self, cfg: RunConfig, actor_id: int, redis_url: str, namespace: str, replica_names: list[str] | None = None):
+        """``replica_names``: shared policy replicas to act through; None holds a replica in-process."""
         self.cfg = cfg
         self.actor_id = actor_id
-        self.generator = make_generator(cfg, actor_id)
+        self.routed = None
+        if replica_names:
+            self.routed = RoutedPolicy(cfg.policy, actor_id, replica_names)
+        self.generator = make_generator(cfg, actor_id, self.routed)
         self.generator.policy.weight_version = -1  # nothing loaded yet: the first sample always loads
         client = connect(redis_url, cfg.buffer.connect_timeout_s)
         self.buffer = RolloutBuffer(client, namespace, cfg.buffer, consumer=f"actor-{actor_id}")
@@ -44,7 +49,9 @@ class RolloutActor:
         start = time.perf_counter()
         handle = latest[0]
         load_ms = 0.0
-        if handle.version != self.generator.policy.weight_version:
+        if self.routed is not None:  # the replicas load it, before they act for this call
+            self.routed.follow(handle)
+        elif handle.version != self.generator.policy.weight_version:
             t0 = time.perf_counter()
             self.generator.policy.load_weights(fetch_weights(handle), handle.version)
             load_ms = (time.perf_counter() - t0) * 1e3
@@ -57,6 +64,7 @@ class RolloutActor:
             "actor": self.actor_id,
             "pid": os.getpid(),
             "version": self.generator.policy.weight_version,
+            "served_version": getattr(self.generator.policy, "served_version", None),
             "restarted": self.incarnation > 1,
             "incarnation": self.incarnation,
             "sample": self.samples,
@@ -67,6 +75,7 @@ class RolloutActor:
             "offroad": stats.offroad,
             "progress_sum": float(sum(stats.progress)),
             "policy_ms": stats.policy_ms,
+            "reasoning_tokens": stats.reasoning_tokens,
             "sim_ms": stats.sim_ms,
             "put_ms": (time.perf_counter() - t_put) * 1e3,
             "load_ms": load_ms,

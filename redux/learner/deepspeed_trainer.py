@@ -44,6 +44,18 @@ class DeepSpeedTrainer:
                 "params": {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "torch_adam": True},
             },
         }
+        if cfg.lr_schedule == "cosine":
+            # DeepSpeed's scheduler, so that checkpoints carry its position and a resume continues it
+            config["scheduler"] = {
+                "type": "WarmupCosineLR",
+                "params": {
+                    "total_num_steps": cfg.steps,
+                    "warmup_num_steps": max(1, cfg.warmup_steps),
+                    "warmup_min_ratio": 0.0,
+                    "warmup_type": "linear",
+                    "cos_min_ratio": cfg.min_lr_ratio,
+                },
+            }
         self.keep_checkpoints = cfg.keep_checkpoints
         self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
 
@@ -62,6 +74,7 @@ class DeepSpeedTrainer:
         grad_norm = stage0_norm if stage0_norm is not None else self.engine.get_global_grad_norm()
         if grad_norm is not None:
             metrics["grad_norm"] = float(grad_norm)
+        metrics["lr"] = float(self.engine.get_lr()[0])
         return metrics
 
     def save(self, directory: Path, client_state: dict[str, Any]) -> Path:

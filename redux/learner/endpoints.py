@@ -38,6 +38,7 @@ class LearnerEndpoints:
             redis_url=redis_url,
             namespace=namespace,
             connect_timeout_s=cfg.buffer.connect_timeout_s,
+            bucket_bytes=cfg.learner.weight_bucket_mb * 2**20,
         )
         return cls(client, buffer, telemetry, transport)
 

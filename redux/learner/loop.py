@@ -49,6 +49,8 @@ class LearnerLoop:
         self.endpoints = LearnerEndpoints.open(cfg, redis_url, namespace, "learner", Path(run_dir) / "tb")
         self.buffer, self.telemetry = self.endpoints.buffer, self.endpoints.telemetry
         self._handle: WeightHandle | None = None
+        self.namespace = namespace
+        self._gpu_publisher = None  # policy.vllm.weight_transfer nccl/ipc: formed with the replicas at first publish
 
     def initial_handle(self) -> WeightHandle:
         """The current weights under the current version: v0 on a fresh run, the
@@ -99,10 +101,36 @@ class LearnerLoop:
         return path
 
     def close(self) -> None:
+        if self._gpu_publisher is not None:
+            self._gpu_publisher.close()
         self.endpoints.close()
 
     def _publish_as(self, version: int) -> WeightHandle:
         start = time.perf_counter()
         handle = self.endpoints.transport.publish(self.trainer.named_weights(), version)
+        if version > 0 and self._gpu_transfer():
+            # the torch side of each replica still loads the handle (vision, re-prefill, flow)
+            self._served_publisher().publish(version)
         self.telemetry.record_publish((time.perf_counter() - start) * 1e3)
         return handle
+
+    def _gpu_transfer(self) -> bool:
+        policy = self.cfg.policy
+        return policy.engine == "vllm" and policy.vllm.weight_transfer != "in_process"
+
+    def _served_publisher(self):
+        """The learner's end of the GPU transfer group; the replicas join it when it forms,
+        so it is made at the first publish after version 0, when they exist."""
+        if self._gpu_publisher is None:
+            import deepspeed
+            import ray
+
+            from redux.actors.replica_pool import replica_name
+            from redux.policy.vllm.gpu_weight_transfer import GpuWeightPublisher
+
+            replicas = [ray.get_actor(replica_name(self.namespace, i)) for i in range(self.cfg.policy.vllm.replicas)]
+            self._gpu_publisher = GpuWeightPublisher(
+                self.trainer.module, self.cfg.policy.vllm, replicas,
+                gather=deepspeed.zero.GatheredParameters,  # whole parameters under ZeRO-3, a no-op otherwise
+            )  # fmt: skip
+        return self._gpu_publisher

@@ -33,13 +33,17 @@ SMALL = [
 ]
 
 
-def sampling_actors() -> list[psutil.Process]:
-    """Rollout actor processes busy in ``sample`` (Ray titles a worker after its current task)."""
+def sampling_actors(driver_pid: int) -> list[psutil.Process]:
+    """This job's rollout actor processes busy in ``sample`` (Ray titles a worker after its
+    current task). The local cluster is started by the driver, so its workers descend from
+    it; any other job on the machine is left alone."""
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if cmdline.startswith("ray::RolloutActor.sample"):
-            found.append(proc)
+    for proc in psutil.Process(driver_pid).children(recursive=True):
+        try:
+            if " ".join(proc.cmdline()).startswith("ray::RolloutActor.sample"):
+                found.append(proc)
+        except psutil.NoSuchProcess:
+            continue
     return found
 
 
@@ -60,7 +64,7 @@ def first_run(tmp_path_factory):
             "--set", "learner.steps=60", *SMALL]
     proc = subprocess.Popen(REDUX + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        victims = wait_for(sampling_actors, 180, "a rollout actor in the middle of a rollout")
+        victims = wait_for(lambda: sampling_actors(proc.pid), 180, "a rollout actor in the middle of a rollout")
         os.kill(victims[0].pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=420)
     finally:

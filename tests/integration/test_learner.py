@@ -138,6 +138,26 @@ def test_old_checkpoints_are_pruned(tmp_path):
     assert trainer_for(cfg, seed=1).load(tmp_path) == {"step": 4, "version": 0}
 
 
+def test_cosine_schedule_warms_up_decays_and_resumes_where_it_stopped(tmp_path):
+    cfg = small_cfg(lr=1e-3, lr_schedule="cosine", warmup_steps=4, min_lr_ratio=0.1, steps=12)
+    batch = fixed_batch(cfg)
+    trainer = trainer_for(cfg, seed=0)
+    lrs = [trainer.step(batch, BC)["lr"] for _ in range(12)]
+    peak = lrs.index(max(lrs))
+    assert all(a < b for a, b in zip(lrs[:peak], lrs[1 : peak + 1])), lrs  # warm-up rises
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :])), lrs  # then decays
+    assert max(lrs) == pytest.approx(1e-3, rel=0.05) and lrs[-1] == pytest.approx(1e-4, rel=0.1)
+
+    # the schedule's position is part of the checkpoint
+    again = trainer_for(cfg, seed=0)
+    for _ in range(6):
+        again.step(batch, BC)
+    again.save(tmp_path, {"step": 6, "version": 0})
+    resumed = trainer_for(cfg, seed=1)
+    resumed.load(tmp_path)
+    assert resumed.step(batch, BC)["lr"] == pytest.approx(lrs[6])
+
+
 def test_load_without_a_checkpoint_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="no DeepSpeed checkpoint"):
         trainer_for(small_cfg(), seed=0).load(tmp_path)

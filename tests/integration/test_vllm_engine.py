@@ -179,3 +179,77 @@ def test_a_killed_vllm_replica_is_restarted_and_serves_the_current_weights(tmp_p
         finally:
             manager.shutdown()
             ray.shutdown()
+
+
+def test_shared_replicas_batch_many_actors_and_a_killed_one_comes_back_with_current_weights(tmp_path):
+    """``policy.vllm.replicas: 1``: two rollout actors act through one served replica (their
+    decisions batched); the replica is SIGKILLed, Ray restarts it, it loads the newest
+    weights before serving again, and both actors go on producing records."""
+    import os
+    import signal
+    import time
+
+    import ray
+
+    from redux.actors.manager import ActorManager
+    from redux.buffer.redis_server import EmbeddedRedis
+    from redux.buffer.rollout_buffer import RolloutBuffer
+    from redux.buffer.stats_channel import StatsChannel
+    from redux.config import RunConfig
+    from redux.learner.weight_transport.object_store import ObjectStoreTransport
+
+    cfg = RunConfig()
+    cfg.sim.kind, cfg.sim.cameras, cfg.sim.sessions_per_actor = "minisim", ["bev"], 2
+    cfg.policy = config("vllm")
+    cfg.policy.vllm.replicas, cfg.policy.vllm.max_wait_ms = 1, 50.0
+    cfg.actors.rollout_steps, cfg.actors.max_in_flight, cfg.actors.max_restarts = 2, 1, 2
+    namespace = "redux:test-vllm-shared"
+    weights = make_policy_replica(config("torch"), SIM, seed=5).named_weights()
+
+    def pump_until(predicate, what: str) -> list[dict]:
+        reports, deadline = [], time.monotonic() + 300
+        while time.monotonic() < deadline:
+            reports += manager.pump(0.5)
+            if predicate(reports):
+                return reports
+        raise AssertionError(f"timed out waiting for {what}")
+
+    with EmbeddedRedis(tmp_path, append_only=False) as server:
+        ray.init(num_cpus=2, resources={"sim_slot": 2, "learner": 1}, include_dashboard=False, configure_logging=False)
+        transport, manager = ObjectStoreTransport(), ActorManager(cfg, server.url, namespace, num_actors=2)
+        try:
+            manager.set_weights(transport.publish(weights, 1))
+            first = pump_until(lambda rs: {r["actor"] for r in rs} == {0, 1}, "both actors to report")
+            assert all(r["version"] == 1 and r["reasoning_tokens"] > 0 for r in first)
+            assert manager.replicas.served_versions() == [1]
+            assert manager.publish_to_replicas_loaded_ms > 0
+            # the rollout actors hold no engine: they are routers
+            assert all(r["served_version"] is None for r in first)
+
+            victim = manager.replicas.pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            killed_at = time.time()
+            manager.set_weights(transport.publish(perturbed(weights, seed=2), 2))
+            pump_until(
+                lambda rs: {r["actor"] for r in rs if r["version"] == 2 and r["time"] > killed_at} == {0, 1},
+                "both actors to act on version 2 after the replica's restart",
+            )
+            assert manager.replicas.pids()[0] != victim
+            assert manager.replicas.served_versions() == [2]
+
+            telemetry = StatsChannel.from_url(server.url, namespace, cfg.buffer.connect_timeout_s)
+            replica_stats = [m for m in telemetry.read("0-0")[1] if m.get("source") == "replica"]
+            assert {m["incarnation"] for m in replica_stats} == {1, 2}
+            assert [m["served_version"] for m in replica_stats if m["incarnation"] == 2][-1] == 2
+            (final,) = manager.replicas.stats()
+            assert final["incarnation"] == 2 and final["served_version"] == 2
+            assert final["tokens"] > 0 and final["decisions"] > 0 and final["tokens_per_s"] > 0
+            assert final["mean_batch"] > 2, "the two actors' sessions (2 each) were never batched together"
+
+            buffer = RolloutBuffer.from_url(server.url, namespace, cfg.buffer, consumer="checker")
+            records = [t.record for t in buffer.take(cfg.buffer.capacity, current_version=2, max_staleness=100, block_ms=100)]
+            assert {r.weight_version for r in records} <= {1, 2}
+            assert {r.actor_id for r in records if r.created_s > killed_at and r.weight_version == 2} == {0, 1}
+        finally:
+            manager.shutdown()
+            ray.shutdown()

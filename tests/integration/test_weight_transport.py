@@ -70,6 +70,8 @@ class Replica:
 
     def load(self, handle: WeightHandle) -> dict:
         received = type(handle.locator).__name__  # before fetching: what Ray handed over
+        if received == "BucketRefs":
+            received += "" if all(isinstance(r, ray.ObjectRef) for r in handle.locator.buckets) else " (resolved!)"
         self.model.load_state_dict(fetch_weights(handle), strict=True)
         return {"received": received, "weights": {k: v.clone() for k, v in self.model.state_dict().items()}}
 
@@ -94,7 +96,7 @@ def test_a_replica_actor_fetches_the_handle_it_is_given(name, local_ray, redis_s
     finally:
         ray.kill(replica)
     # the payload travels only when the replica fetches it, not with the call
-    assert reply["received"] == {"object_store": "ObjectRef", "redis": "RedisLocator"}[name]
+    assert reply["received"] == {"object_store": "BucketRefs", "redis": "RedisLocator"}[name]
     assert_bitwise_equal(named, reply["weights"])
 
 

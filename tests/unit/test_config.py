@@ -57,3 +57,23 @@ def test_reference_config_is_current():
     with open("configs/reference.yaml") as f:
         body = "".join(line for line in f if not line.startswith("#"))
     assert body == config_to_yaml(RunConfig())
+
+
+def test_a_job_that_cannot_fit_the_local_cluster_says_what_to_lower():
+    from redux.actors.job import check_cpus_fit, requested_cpus
+
+    cfg = load_config(None, ["policy.kind=alpamayo", "policy.engine=vllm", "policy.vllm.replicas=2"])
+    assert requested_cpus(cfg) == cfg.learner.num_cpus + 2 * cfg.actors.num_cpus + 2 * cfg.policy.vllm.replica_cpus
+    check_cpus_fit(cfg, requested_cpus(cfg))
+    with pytest.raises(ConfigError, match="policy.vllm.replicas × replica_cpus 2 × 0.5.*local cluster has 2"):
+        check_cpus_fit(cfg, 2)
+    torch_cfg = load_config(None, [])
+    with pytest.raises(ConfigError, match=r"actors.num_cpus 2 × 0.5\) but the local cluster has 1"):
+        check_cpus_fit(torch_cfg, 1)
+
+
+def test_gpu_weight_transfer_goes_to_shared_replicas():
+    base = ["policy.kind=alpamayo", "policy.engine=vllm", "policy.vllm.weight_transfer=nccl"]
+    with pytest.raises(ConfigError, match="weight_transfer=nccl sends weights to shared replicas"):
+        load_config(None, base)
+    assert load_config(None, [*base, "policy.vllm.replicas=2"]).policy.vllm.weight_transfer == "nccl"

@@ -67,3 +67,27 @@ def test_table_renders_every_figure():
                   "publish→all loaded ms", "actor versions"):
         assert label in text, label
     assert log_line(fed_stats().snapshot(buffer_stats()))
+
+
+def test_served_versions_tokens_and_replicas_are_shown():
+    from rich.console import Console as RichConsole
+
+    stats = fed_stats()
+    now = time.time()
+    stats.ingest({"source": "actor", "actor": 0, "version": 4, "served_version": 4, "env_steps": 10, "rollouts": 1,
+                  "reasoning_tokens": 2100, "time": now})
+    stats.ingest({"source": "driver", "restarts": {}, "publish_to_replicas_loaded_ms": 12.0, "time": now})
+    stats.ingest({"source": "replica", "replica": 0, "served_version": 4, "incarnation": 2, "mean_batch": 6.5,
+                  "time": now})
+    snap = stats.snapshot(buffer_stats())
+    assert snap["served_versions"] == {"a0": 4, "r0": 4}
+    assert snap["replica_restarts"] == 1 and snap["replica_mean_batch"] == {0: 6.5}
+    assert abs(snap["reasoning_tokens_per_s"] - 100.0) < 1.0  # 2100 tokens over the 21 s since the first rollout
+    line = log_line(snap)
+    assert "served=[a0:v4,r0:v4]" in line and "tokens/s=" in line and "replicas_loaded_ms=12" in line
+    out = io.StringIO()
+    RichConsole(file=out, width=160).print(render_table(snap, "title"))
+    for label in ("served versions", "reasoning tokens/s", "replica mean batch", "r0:6.5", "publish→replicas loaded ms"):
+        assert label in out.getvalue(), label
+    # a run without served engines shows none of it
+    assert "served=" not in log_line(fed_stats().snapshot(buffer_stats()))

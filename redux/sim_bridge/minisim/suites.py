@@ -1,8 +1,8 @@
-"""Named scene suites with fixed seeds: minisim-train, minisim-test and minisim-hard.
+"""Named scene suites with fixed seeds: minisim-train, minisim-val, minisim-test and minisim-hard.
 
 A scene is identified by (suite, scene id) and generated from ``rng([suite seed,
 scene id])``, so the same inputs always give identical arrays and the train and
-test suites (different seeds) never share a scene. minisim-test has 910 scenes,
+validation and test suites (different seeds) never share a scene. minisim-test has 910 scenes,
 the size of Alpasim's public_2507 set. minisim-hard is the hard share of
 minisim-test: the same scenes under the same ids.
 
@@ -36,6 +36,8 @@ class Suite:
 SUITES = {
     "minisim-train": Suite(5000, 20_250_701),
     "minisim-test": Suite(910, 20_250_702),
+    # for choosing checkpoints and settings, so that minisim-test stays unseen until the end
+    "minisim-val": Suite(500, 20_250_703),
 }
 
 
