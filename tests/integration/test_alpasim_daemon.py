@@ -26,16 +26,15 @@ import pytest
 
 from redux.actors.evaluation_job import run_evaluation
 from redux.actors.generators.alpasim_daemon import AlpasimDaemonGenerator
-from redux.buffer.codec import decode_record, encode_record, encode_tensors
-from redux.config import RunConfig, config_to_yaml
+from redux.buffer.codec import decode_record, encode_record
+from redux.config import RunConfig
 from redux.eval.alpasim import summarize_alpasim, timestep_metrics_from_alpasim
-from redux.policy.loading import POLICY_WEIGHTS, make_policy
+from redux.policy.loading import make_policy
 from redux.proto import common_pb2, runtime_pb2, runtime_pb2_grpc
 from redux.sim_bridge.alpasim.runtime_server import RuntimeServer, RuntimeServerSettings
 from redux.sim_bridge.minisim.observation_renderer import ObservationRenderer
 from redux.sim_bridge.minisim.session import MinisimBatch
 from redux.policy.reference import ConstantVelocity
-from redux.policy.torch_engine import make_policy_replica
 from redux.sim_bridge.session import Plan
 
 pytestmark = pytest.mark.integration
@@ -290,21 +289,6 @@ def test_ctrl_c_stops_serve_runtime():
         if server.poll() is None:
             server.kill()
     assert server.returncode == 0 and "stopped" in output, output
-
-
-@pytest.fixture(scope="module")
-def tiny_alpamayo_run(tmp_path_factory):
-    """An untrained tiny Alpamayo run directory: it reads two frames of the BEV raster."""
-    run = tmp_path_factory.mktemp("tiny-alpamayo")
-    cfg = RunConfig()
-    cfg.sim.kind, cfg.sim.cameras = "minisim", ["bev"]
-    cfg.policy.kind, cfg.policy.preset = "alpamayo", "tiny"
-    (run / "config.yaml").write_text(config_to_yaml(cfg))
-    weights = make_policy_replica(cfg.policy, cfg.sim, seed=0).named_weights()
-    directory = run / "checkpoints" / "step00000001"
-    directory.mkdir(parents=True)
-    (directory / POLICY_WEIGHTS).write_bytes(encode_tensors(weights))
-    return run
 
 
 def test_a_tiny_alpamayo_records_its_model_inputs_as_in_process(tmp_path, tiny_alpamayo_run):

@@ -28,11 +28,9 @@ import pytest
 from typer.testing import CliRunner
 
 from redux.actors.evaluation_job import run_evaluation
-from redux.buffer.codec import encode_tensors
 from redux.cli import app
-from redux.config import RunConfig, config_to_yaml
-from redux.policy.loading import POLICY_WEIGHTS, make_policy
-from redux.policy.torch_engine import make_policy_replica
+from redux.config import RunConfig
+from redux.policy.loading import make_policy
 from redux.proto import common_pb2, egodriver_pb2, egodriver_pb2_grpc
 from redux.sim_bridge.alpasim.drive_job import run_drive
 from redux.sim_bridge.alpasim.serve import DriverServer
@@ -84,21 +82,6 @@ def test_drive_against_serve_driver_scores_like_eval(tmp_path, policy):
     assert (tmp_path / "drive" / "config.yaml").is_file()
     assert driven["driver"]["grpc_api_version"] == "0.54.0"
     assert math.isnan(float(driven["min_ade_6"])), "one greedy sample per call: no open-loop minADE_6 over the wire"
-
-
-@pytest.fixture(scope="module")
-def tiny_alpamayo_run(tmp_path_factory) -> Path:
-    """An untrained tiny Alpamayo run directory: it reads two frames of the BEV raster."""
-    run = tmp_path_factory.mktemp("tiny-alpamayo")
-    cfg = RunConfig()
-    cfg.sim.kind, cfg.sim.cameras = "minisim", ["bev"]
-    cfg.policy.kind, cfg.policy.preset = "alpamayo", "tiny"
-    (run / "config.yaml").write_text(config_to_yaml(cfg))
-    weights = make_policy_replica(cfg.policy, cfg.sim, seed=0).named_weights()
-    directory = run / "checkpoints" / "step00000001"
-    directory.mkdir(parents=True)
-    (directory / POLICY_WEIGHTS).write_bytes(encode_tensors(weights))
-    return run
 
 
 def test_a_served_alpamayo_checkpoint_scores_like_eval(tmp_path, tiny_alpamayo_run):
