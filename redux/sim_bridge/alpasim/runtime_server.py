@@ -39,7 +39,6 @@ import queue
 import signal
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
@@ -49,6 +48,7 @@ from redux.config import RunConfig
 from redux.eval.aggregation import aggregate_over_time
 from redux.eval.metrics import TimestepMetrics
 from redux.proto import common_pb2, runtime_pb2, runtime_pb2_grpc
+from redux.sim_bridge.alpasim.grpc_server import bind, make_server
 from redux.sim_bridge.alpasim.driver_server import GRPC_API_VERSION
 from redux.sim_bridge.alpasim.runtime_client import DrivenRollout, DriverRefused, MinisimRuntime
 from redux.sim_bridge.minisim.scoring import score_rollout
@@ -284,17 +284,9 @@ class RuntimeServer:
         self.settings = settings
         self.stopped = threading.Event()
         self.service = MinisimRuntimeService(cfg, suite, settings, on_shut_down=self.stop)
-        limit = settings.max_message_mb * 1024 * 1024
-        self.server = grpc.server(
-            ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="minisim-runtime"),
-            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
-        )
+        self.server = make_server(settings.workers, settings.max_message_mb, "minisim-runtime")
         runtime_pb2_grpc.add_RuntimeServiceServicer_to_server(self.service, self.server)
-        host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        self.port = self.server.add_insecure_port(f"{host}:{settings.port}")
-        if self.port == 0:
-            raise OSError(f"cannot bind {settings.host}:{settings.port}")
-        self.address = f"{host}:{self.port}"
+        self.port, self.address = bind(self.server, settings.host, settings.port)
 
     def start(self) -> RuntimeServer:
         self.server.start()

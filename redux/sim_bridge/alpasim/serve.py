@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
 
 from redux.config import RunConfig
 from redux.proto import egodriver_pb2_grpc
+from redux.sim_bridge.alpasim.grpc_server import bind, make_server
 from redux.sim_bridge.alpasim.driver_server import DriveHook, EgodriverServicer, TerminationHook
 from redux.sim_bridge.alpasim.settings import DriverServerSettings
 
@@ -73,17 +72,9 @@ class DriverServer:
             policy, cameras_read_by(policy) if cameras is None else cameras, num_samples, settings, terminate,
             version_id=f"alpamayo-redux {name}", on_drive=on_drive,
         )
-        limit = settings.max_message_mb * 1024 * 1024
-        self.server = grpc.server(
-            ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="egodriver"),
-            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
-        )
+        self.server = make_server(settings.workers, settings.max_message_mb, "egodriver")
         egodriver_pb2_grpc.add_EgodriverServiceServicer_to_server(self.servicer, self.server)
-        host = f"[{settings.host}]" if ":" in settings.host else settings.host  # an IPv6 literal
-        self.port = self.server.add_insecure_port(f"{host}:{settings.port}")
-        if self.port == 0:
-            raise OSError(f"cannot bind {settings.host}:{settings.port}")
-        self.address = f"{host}:{self.port}"
+        self.port, self.address = bind(self.server, settings.host, settings.port)
 
     def start(self) -> DriverServer:
         self.server.start()
