@@ -323,6 +323,34 @@ def policy_info(
     _table(f"{preset} dimensions", [{"dimension": k, "value": v} for k, v in info["dimensions"].items()])
 
 
+@policy_app.command("inputs")
+def policy_inputs(
+    policy: Annotated[str, typer.Argument(help="a run or checkpoint dir, or a reference policy")],
+    suite: Annotated[str, typer.Option(help="minisim suite the expert drives, NAME or NAME:N")] = "minisim-val:16",
+    every: Annotated[int, typer.Option(help="measure at every K-th step of the expert's drive")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    config: Annotated[Optional[Path], typer.Option(help="experiment YAML for sim settings")] = None,
+    set_: SetOpt = None,
+):
+    """Does the policy read its camera and ego history? Plan changes when each is taken away."""
+    from redux.policy.input_ablation import expert_drive_observations, measure_input_use
+    from redux.policy.loading import make_policy, with_policy_inputs
+    from redux.sim_bridge.minisim.suites import parse_suite, suite_scene_ids
+
+    name, count = parse_suite(suite)
+    cfg = with_policy_inputs(_config(config, set_), policy)
+    cfg.sim.kind, cfg.sim.suite = "minisim", name
+    scene_ids = suite_scene_ids(name, count)
+    agent = make_policy(policy, cfg)
+    rows = measure_input_use(agent, expert_drive_observations(cfg.sim, scene_ids, every))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    short = {"curvature_per_m": "curv. 1/m", "acceleration_m_s2": "accel. m/s²", "curvature_share_of_spread": "curv. ÷ spread",
+             "acceleration_share_of_spread": "accel. ÷ spread", "decisions": "n"}  # fmt: skip
+    _table(f"{policy}: first 2 s of greedy plans on the expert's drive of {suite}", [{short.get(k, k): v for k, v in r.items()} for r in rows])
+
+
 from redux.sim_bridge.alpasim.settings import DriverServerSettings, DriveSettings  # noqa: E402 - pydantic only
 
 _SERVE, _DRIVE = DriverServerSettings(), DriveSettings()  # the defaults the options below show

@@ -17,10 +17,9 @@ import pandas as pd
 import ray
 
 from redux.actors.generators.evaluation import EvaluatedRollout, Evaluator
-from redux.config import RunConfig, config_to_yaml, load_config
+from redux.config import RunConfig, config_to_yaml
 from redux.eval.summary import summarize
-from redux.policy.loading import run_config_of
-from redux.policy.reference import REFERENCE_POLICIES
+from redux.policy.loading import with_policy_inputs
 from redux.sim_bridge.minisim.suites import generate_scene, parse_suite, suite_scene_ids
 from redux.sim_bridge.minisim.video import write_rollout_video
 
@@ -28,7 +27,7 @@ from redux.sim_bridge.minisim.video import write_rollout_video
 def run_evaluation(cfg: RunConfig, policy: str, suite: str, out: Path, actors: int = 1, videos: int = 0,
                    progress=None) -> dict:
     name, count = parse_suite(suite)
-    cfg = _with_policy_inputs(cfg, policy)
+    cfg = with_policy_inputs(cfg, policy)
     cfg.sim.kind, cfg.sim.suite = "minisim", name
     scene_ids = suite_scene_ids(name, count)
     video_ids = frozenset(scene_ids[:videos])
@@ -56,19 +55,6 @@ def run_evaluation(cfg: RunConfig, policy: str, suite: str, out: Path, actors: i
             scene = generate_scene(name, rollout.scene_id, episode_steps=cfg.sim.episode_steps)
             write_rollout_video(scene.road_map, rollout.frames, out / "videos" / f"scene{rollout.scene_id:05d}.gif")
     return summary
-
-
-def _with_policy_inputs(cfg: RunConfig, policy: str) -> RunConfig:
-    """The evaluation renders what the evaluated policy was trained to see."""
-    cfg = cfg.model_copy(deep=True)
-    if policy in REFERENCE_POLICIES:
-        return cfg
-    trained = load_config(run_config_of(Path(policy)))
-    if trained.sim.kind != "minisim":
-        raise ValueError(f"{policy} was trained on the {trained.sim.kind!r} simulator; redux eval scores minisim policies")
-    for key in ("cameras", "camera_width", "camera_height", "bev_pixels", "bev_metres_per_pixel", "bev_supersample"):
-        setattr(cfg.sim, key, getattr(trained.sim, key))
-    return cfg
 
 
 def _run_on_ray(cfg, policy, scene_ids, video_ids, actors, progress) -> list[EvaluatedRollout]:

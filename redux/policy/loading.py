@@ -53,3 +53,16 @@ def load_checkpoint_policy(path: Path, cfg: RunConfig):
     policy = make_policy_replica(trained.policy, trained.sim, seed=cfg.seed)
     policy.load_weights(decode_tensors(weights.read_bytes()), version=0)
     return policy
+
+
+def with_policy_inputs(cfg: RunConfig, spec: str) -> RunConfig:
+    """A copy of ``cfg`` whose simulator renders what the policy ``spec`` was trained to see."""
+    cfg = cfg.model_copy(deep=True)
+    if spec in REFERENCE_POLICIES:
+        return cfg
+    trained = load_config(run_config_of(Path(spec)))
+    if trained.sim.kind != "minisim":
+        raise ValueError(f"{spec} was trained on the {trained.sim.kind!r} simulator; only minisim policies can be scored here")
+    for key in ("cameras", "camera_width", "camera_height", "bev_pixels", "bev_metres_per_pixel", "bev_supersample"):
+        setattr(cfg.sim, key, getattr(trained.sim, key))
+    return cfg
