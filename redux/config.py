@@ -106,6 +106,9 @@ class PolicyConfig(_Section):
     reasoning: Literal["none", "coc", "cfvla", "lcdrive"] = Field("none", description="alpamayo decoding mode")
     tokenizer: str | None = Field(None, description="saved tokenizer directory; None builds the embedded one (offline BPE)")
     checkpoint: str | None = Field(None, description="published safetensors directory (e.g. nvidia/Alpamayo-R1-10B) to load")
+    init_from: str | None = Field(
+        None, description="a checkpoint of one of our runs (or its run directory: the newest) whose weights the network starts from"
+    )
     flow_steps: int | None = Field(None, ge=1, description="Euler/SDE steps of the flow expert; None = the preset's (10)")
     sde_noise: float = Field(0.2, ge=0.0, description="noise level of SDE plan sampling (its log-probs feed GRPO)")
     temperature: float = Field(0.6, gt=0.0, description="reasoning-token sampling temperature")
@@ -194,6 +197,9 @@ class LearnerConfig(_Section):
     min_lr_ratio: float = Field(0.05, ge=0.0, le=1.0, description="cosine schedule only")
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(1.0, ge=0.0)
+    train_only: list[str] = Field(
+        [], description="top-level modules the optimiser updates (e.g. expert, action_in_proj, action_out_proj); empty: all"
+    )
     zero_stage: int = Field(0, ge=0, le=3)
     publish_every: int = Field(5, ge=1, description="optimiser steps between weight publishes")
     checkpoint_every: int = Field(20, ge=1, description="a multiple of publish_every, so a checkpoint's version names its weights")

@@ -57,7 +57,8 @@ class DeepSpeedTrainer:
                 },
             }
         self.keep_checkpoints = cfg.keep_checkpoints
-        self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
+        trained = freeze_all_but(model, cfg.train_only)
+        self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=trained, config=config)
 
     @property
     def module(self) -> nn.Module:
@@ -104,6 +105,25 @@ class DeepSpeedTrainer:
     def _grad_norm(self) -> float:
         grads = [p.grad for p in self.module.parameters() if p.grad is not None]
         return torch.nn.utils.get_total_norm(grads).item() if grads else 0.0
+
+
+def freeze_all_but(model: nn.Module, modules: list[str]) -> list[nn.Parameter]:
+    """The parameters of the named top-level modules (all when none are named); the rest stop
+    requiring gradients, so the forward pass through them builds no graph."""
+    if not modules:
+        return list(model.parameters())
+    children = {name for name, _ in model.named_children()}
+    unknown = sorted(set(modules) - children)
+    if unknown:
+        raise ValueError(
+            f"learner.train_only names {unknown}, which the network lacks; its modules: {sorted(children)}"
+        )
+    trained = []
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.split(".", 1)[0] in modules)
+        if parameter.requires_grad:
+            trained.append(parameter)
+    return trained
 
 
 def _init_single_process_world() -> None:

@@ -35,6 +35,16 @@ def find_weights(path: Path) -> Path:
     return candidates[-1]
 
 
+def load_initial_weights(model, spec: str) -> None:
+    """Start ``model`` from a run's checkpoint (a staged recipe's earlier stage). Every tensor
+    must match: a checkpoint of another preset or vocabulary is refused with the mismatch."""
+    named = decode_tensors(find_weights(Path(spec)).read_bytes())
+    try:
+        model.load_state_dict(named, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"policy.init_from={spec} does not fit the configured network: {error}") from None
+
+
 def run_config_of(path: Path) -> Path:
     """The config.yaml of the run a checkpoint (or run directory) belongs to."""
     weights = find_weights(path)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from redux.bench.learner import run_learner_bench, synthetic_rollout_tensors
-from redux.buffer.codec import RolloutRecord
+from redux.buffer.codec import RolloutRecord, encode_tensors
 from redux.buffer.redis_server import EmbeddedRedis
 from redux.buffer.rollout_buffer import RolloutBuffer
 from redux.buffer.stats_channel import StatsChannel
@@ -24,6 +24,7 @@ from redux.learner.weight_transport import fetch_weights
 from redux.policy import build_model
 from redux.policy.action_space import normalise
 from redux.policy.inputs import model_inputs
+from redux.policy.loading import POLICY_WEIGHTS
 from redux.policy.torch_engine import TorchPolicy
 from redux.sim_bridge import Plan, make_session
 
@@ -172,6 +173,36 @@ def test_named_weights_load_strictly_into_a_replica():
     replica = TorchPolicy(cfg.policy, cfg.sim, seed=5)
     replica.load_weights(named, version=1)
     assert all(torch.equal(named[k], v) for k, v in replica.named_weights().items())
+
+
+def test_train_only_updates_the_named_modules_and_no_other():
+    cfg = small_cfg(zero_stage=1, lr=3e-3, train_only=["head"])
+    trainer = trainer_for(cfg, seed=0)
+    before = trainer.named_weights()
+    for _ in range(3):
+        trainer.step(fixed_batch(cfg), BC)
+    after = trainer.named_weights()
+    changed = {k.split(".", 1)[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"head"}
+
+
+def test_train_only_refuses_a_module_the_network_lacks():
+    with pytest.raises(ValueError, match=r"\['expert'\], which the network lacks.*'encoder'"):
+        trainer_for(small_cfg(train_only=["expert"]), seed=0)
+
+
+def test_init_from_starts_the_network_from_a_runs_checkpoint(tmp_path):
+    cfg = small_cfg()
+    trained = build_model(cfg.policy, cfg.sim)
+    with torch.no_grad():
+        next(trained.parameters()).add_(1.0)  # unlike any fresh initialisation
+    (tmp_path / POLICY_WEIGHTS).write_bytes(encode_tensors(trained.state_dict()))
+    cfg.policy.init_from = str(tmp_path)
+    started = build_model(cfg.policy, cfg.sim)
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in started.state_dict().items())
+    cfg.policy.hidden = 16  # another network: refused with the mismatch, not half-loaded
+    with pytest.raises(ValueError, match="does not fit the configured network"):
+        build_model(cfg.policy, cfg.sim)
 
 
 # --- LearnerLoop -----------------------------------------------------------------------
