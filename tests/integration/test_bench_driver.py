@@ -13,6 +13,8 @@ def test_driver_bench_measures_overhead_and_sessions():
     assert overhead["overhead_per_policy"] == overhead["overhead_p50_ms"] / overhead["policy_p50_ms"]
     (sessions,) = result["sessions"]
     assert sessions["clients"] == 2 and sessions["sessions_per_s"] > 0
-    assert sessions["drives_per_s"] >= 3 * sessions["sessions_per_s"]
+    # every session makes at least drive_steps calls; both rates share one elapsed time, so
+    # the ratio can be exactly 3 up to rounding
+    assert sessions["drives_per_s"] / sessions["sessions_per_s"] >= 3 - 1e-9
     assert 1 <= sessions["mean_batch"] <= 2
     assert sessions["open_sessions_after"] == 0
