@@ -59,7 +59,9 @@ def load_checkpoint_policy(path: Path, cfg: RunConfig):
     trained = load_config(run_config_of(path))
     if (weights.parent / POLICY_TOKENIZER).is_dir():
         trained.policy.tokenizer = str(weights.parent / POLICY_TOKENIZER)
-    # the model is the checkpoint's; the evaluation's simulator must feed it the same inputs
+    # the model is the checkpoint's; the evaluation's simulator must feed it the same inputs.
+    # Its weights are all here, so the run's starting point need not exist any more.
+    trained.policy.init_from = None
     policy = make_policy_replica(trained.policy, trained.sim, seed=cfg.seed)
     policy.load_weights(decode_tensors(weights.read_bytes()), version=0)
     return policy

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from redux.bench.learner import run_learner_bench, synthetic_rollout_tensors
 from redux.buffer.codec import RolloutRecord, encode_tensors
@@ -24,7 +25,7 @@ from redux.learner.weight_transport import fetch_weights
 from redux.policy import build_model
 from redux.policy.action_space import normalise
 from redux.policy.inputs import model_inputs
-from redux.policy.loading import POLICY_WEIGHTS
+from redux.policy.loading import POLICY_WEIGHTS, make_policy
 from redux.policy.torch_engine import TorchPolicy
 from redux.sim_bridge import Plan, make_session
 
@@ -200,6 +201,15 @@ def test_init_from_starts_the_network_from_a_runs_checkpoint(tmp_path):
     cfg.policy.init_from = str(tmp_path)
     started = build_model(cfg.policy, cfg.sim)
     assert all(torch.equal(v, trained.state_dict()[k]) for k, v in started.state_dict().items())
+    # a checkpoint of the run that started there loads without its starting point
+    run = tmp_path / "stage2"
+    (run / "checkpoints" / "step00000001").mkdir(parents=True)
+    (run / "checkpoints" / "step00000001" / POLICY_WEIGHTS).write_bytes(encode_tensors(trained.state_dict()))
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    (tmp_path / POLICY_WEIGHTS).unlink()
+    loaded = make_policy(str(run), cfg)
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in loaded.named_weights().items())
+    (tmp_path / POLICY_WEIGHTS).write_bytes(encode_tensors(trained.state_dict()))
     cfg.policy.hidden = 16  # another network: refused with the mismatch, not half-loaded
     with pytest.raises(ValueError, match="does not fit the configured network"):
         build_model(cfg.policy, cfg.sim)
