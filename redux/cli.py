@@ -253,7 +253,12 @@ def bench_policy(
     batches: Annotated[str, typer.Option(help="comma-separated batch sizes for samples/s")] = "1,2,4,8",
     repeats: Annotated[int, typer.Option(help="timed calls per point (after warm-up)")] = 20,
     threads: Annotated[int, typer.Option(help="torch intra-op threads")] = 1,
-    tokenizer: Annotated[Optional[str], typer.Option(help="tokenizer directory (presets on Qwen's vocabulary)")] = None,
+    tokenizer: Annotated[
+        Optional[str], typer.Option(help="tokenizer directory (presets on Qwen's vocabulary), or 'embedded' for random weights")
+    ] = None,
+    device: Annotated[str, typer.Option(help="torch engine: cpu, cuda, cuda:1")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="torch engine weights: float32, bfloat16, float16")] = "float32",
+    flow_steps: Annotated[Optional[int], typer.Option(help="Euler steps of the flow expert (default: the preset's)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     out: Annotated[Path, typer.Option()] = Path("runs/bench-policy"),
 ):
@@ -266,6 +271,7 @@ def bench_policy(
         result = run_policy_bench(
             preset, engine, names, sizes, repeats, threads=threads, tokenizer=tokenizer,
             progress=lambda what: typer.echo(f"  measured {what}", err=as_json),
+            device=device, dtype=dtype, flow_steps=flow_steps,
         )  # fmt: skip
     except BenchConfigError as err:
         typer.secho(str(err), fg="red", err=True)
@@ -274,9 +280,11 @@ def bench_policy(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    latency = ("engine", "mode", "p50_ms", "p95_ms", "reasoning_ms", "flow_ms", "tokens")
+    latency = ("engine", "mode", "p50_ms", "p95_ms", "prepare_ms", "reasoning_ms", "flow_ms", "tokens")
+    latency += ("gpu_kernel_ms", "kernels", "gpu_busy") if "gpu_busy" in result["rows"][0] else ()
+    where = result["device"] if device != "cpu" else f"{threads} thread(s)"
     _table(
-        f"{preset} ms per decision at batch 1 ({threads} thread(s))",
+        f"{preset} ms per decision at batch 1 ({where}, {dtype}, {result['flow_steps']} flow steps)",
         [{k: row[k] for k in latency} for row in result["rows"]],
     )
     short = {"best_samples_per_s": "best", "best_batch": "best batch"}

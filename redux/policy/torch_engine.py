@@ -82,10 +82,19 @@ def make_policy_replica(policy: PolicyConfig, sim: SimConfig, seed: int = 0):
 
         torch.set_num_threads(policy.torch_threads)
         torch.manual_seed(seed)
-        model = build_model(policy, sim)
+        model = build_model(policy, sim, policy.device)
+        cast_parameters(model, getattr(torch, policy.dtype))
         if policy.engine == "vllm":
             from redux.policy.vllm.policy import VllmAlpamayoPolicy
 
             return VllmAlpamayoPolicy(model, model.tokenizer, policy, seed=seed)
         return AlpamayoPolicy(model, model.tokenizer, policy, seed=seed)
     return TorchPolicy(policy, sim, seed=seed)
+
+
+def cast_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Floating-point parameters to ``dtype``; buffers stay as they are, since the action-space
+    statistics and Fourier frequencies are constants whose rounding would shift every plan."""
+    for param in model.parameters():
+        if param.is_floating_point() and param.dtype != dtype:
+            param.data = param.data.to(dtype)

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from redux.bench.policy import BenchConfigError, run_policy_bench, synthetic_observations
 from redux.cli import app
+from redux.config import PolicyConfig
+from redux.policy.alpamayo.factory import build_alpamayo
 from redux.policy.alpamayo.presets import get_preset
 from redux.policy.alpamayo.reasoning import MODES
 
@@ -28,7 +30,8 @@ def report():
 def test_report_has_a_row_per_mode_with_latency_and_throughput(report):
     assert report["preset"] == "tiny" and report["engine"] == "torch" and report["batches"] == [1, 2]
     assert [row["mode"] for row in report["rows"]] == list(MODES)
-    keys = ["engine", "mode", "p50_ms", "p95_ms", "reasoning_ms", "flow_ms", "tokens", "samples_per_s@1", "samples_per_s@2"]
+    keys = ["engine", "mode", "p50_ms", "p95_ms", "prepare_ms", "reasoning_ms", "flow_ms", "tokens", "samples_per_s@1",
+            "samples_per_s@2"]  # fmt: skip
     preset = get_preset("tiny")
     for row in report["rows"]:
         assert list(row) == [*keys, "best_samples_per_s", "best_batch"]  # one column order: one table
@@ -66,7 +69,8 @@ def test_synthetic_observations_fit_the_preset():
 @pytest.mark.parametrize(
     "kwargs",
     [dict(preset="nope"), dict(preset="tiny", modes=["fast"]), dict(preset="tiny", engine="jax"),
-     dict(preset="tiny", batches=[0]), dict(preset="tiny-0.5b")],
+     dict(preset="tiny", batches=[0]), dict(preset="tiny-0.5b"), dict(preset="tiny", dtype="fp8"),
+     dict(preset="tiny", engine="vllm", dtype="bfloat16")],
 )  # fmt: skip
 def test_invalid_requests_fail_before_measuring(kwargs):
     with pytest.raises(BenchConfigError):
@@ -77,10 +81,13 @@ def test_cli_prints_json_and_writes_bench_json(tmp_path):
     result = CliRunner().invoke(
         app,
         ["bench", "policy", "--preset", "tiny", "--engine", "torch", "--modes", "none,lcdrive", "--batches", "1",
-         "--repeats", "1", "--json", "--out", str(tmp_path)],
+         "--repeats", "1", "--dtype", "bfloat16", "--flow-steps", "3", "--json", "--out", str(tmp_path)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
+    assert (printed["device"], printed["dtype"], printed["flow_steps"]) == ("cpu", "bfloat16", 3)
+    prompt = build_alpamayo(PolicyConfig(kind="alpamayo", preset="tiny")).prompts
+    assert printed["prompt_tokens"] == prompt.length + 1  # the template and the mode's opening token
     assert [row["mode"] for row in printed["rows"]] == ["none", "lcdrive"]
     assert set(printed["ratios"]) == {"lcdrive"}
     assert json.loads((tmp_path / "bench.json").read_text()) == printed

@@ -32,15 +32,17 @@ def stated_reasoning(model: AlpamayoR1, tokenizer, ids: TokenIds, mode: str, rea
     meta = np.full((n, 3), -1, dtype=np.int64)
     texts = [""] * n
     if mode == "lcdrive":
+        probe_weight = model.reasoning_probe.trunk[0].weight
         with torch.inference_mode():
-            probe = model.reasoning_probe(reasoning.latents.float())
-        decision = probe["decision"].argmax(-1).numpy()
-        factors = (probe["factors"] > 0).numpy()
-        meta = np.stack([head.argmax(-1).numpy() for head in probe["meta_actions"]], axis=1)
+            probe = model.reasoning_probe(reasoning.latents.to(probe_weight.device, probe_weight.dtype))
+        decision = probe["decision"].argmax(-1).cpu().numpy()
+        factors = (probe["factors"] > 0).cpu().numpy()
+        meta = np.stack([head.argmax(-1).cpu().numpy() for head in probe["meta_actions"]], axis=1)
         texts = [coc_text(int(d), [int(f) for f in np.flatnonzero(fs)]) for d, fs in zip(decision, factors)]
         return Stated(decision, meta, texts)
+    all_tokens, lengths = reasoning.tokens.cpu(), reasoning.lengths.cpu()
     for row in range(n):
-        tokens = reasoning.tokens[row, : int(reasoning.lengths[row])].tolist()
+        tokens = all_tokens[row, : int(lengths[row])].tolist()
         texts[row] = tokenizer.decode(tokens, skip_special_tokens=True).strip()
         if mode == "coc":
             decision[row] = _or_minus_one(parse_decision(texts[row]))

@@ -204,7 +204,8 @@ class AlpamayoR1(nn.Module):
         if self.preset.image_positions == "text":
             mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
             positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-            return positions[None].expand(3, -1, -1), torch.zeros(input_ids.shape[0], 1, dtype=torch.long)
+            offsets = torch.zeros(input_ids.shape[0], 1, dtype=torch.long, device=input_ids.device)
+            return positions[None].expand(3, -1, -1), offsets
         return self.vlm.model.get_rope_index(
             input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw, attention_mask=attention_mask
         )

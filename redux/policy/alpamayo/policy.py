@@ -51,7 +51,8 @@ class AlpamayoPolicy:
         self.ids = token_ids(tokenizer)
         self.prompts = PromptBuilder(model.preset, tokenizer, self.ids)
         self.weight_version = 0
-        self.generator = torch.Generator().manual_seed(seed)
+        self.device = model.action_out_proj.weight.device
+        self.generator = torch.Generator(self.device).manual_seed(seed)
 
     @property
     def flow_steps(self) -> int:
@@ -67,16 +68,20 @@ class AlpamayoPolicy:
     def act(self, observations: list[Observation], num_samples: int = 1, greedy: bool = False) -> PolicyOutput:
         start = time.perf_counter()
         inputs = self.model_inputs(observations)
-        prompt = self.prompts.build(inputs["frames"], inputs["ego_history"])
+        prompt = self.prompts.build(inputs["frames"], inputs["ego_history"]).to(self.device)
         sampling = Sampling(self.cfg.temperature, self.cfg.top_p, greedy)
         b, k = len(observations), num_samples
         with torch.inference_mode():
-            prepared = time.perf_counter()
+            prepared = self._clock()
             reasoning, prefix = self._reason(prompt, k, sampling)
-            reasoned = time.perf_counter()
+            reasoned = self._clock()
 
             plans, flow_log_probs = self._plan(prefix, b * k, greedy)
-            planned = time.perf_counter()
+            planned = self._clock()
+        stated = None
+        if self.cfg.reasoning != "none":  # before the move to the host: the lcdrive probe runs where the model is
+            stated = stated_reasoning(self.model, self.tokenizer, self.ids, self.cfg.reasoning, reasoning)
+        reasoning, plans, flow_log_probs = reasoning.cpu(), plans.float().cpu(), flow_log_probs.float().cpu()
 
         actions = clip_to_bounds(denormalise(plans.numpy().reshape(b, k, 64, 2)))
         speed = estimate_speed(inputs["ego_history"][..., :2])
@@ -91,10 +96,9 @@ class AlpamayoPolicy:
             "thinking": (reasoning.tokens == self.ids.thinking_mark).any(1).reshape(b, k).numpy(),
         }
         if reasoning.latents is not None:
-            extras["latents"] = reasoning.latents.reshape(b, k, *reasoning.latents.shape[1:]).float().numpy()
+            extras["latents"] = reasoning.latents.reshape(b, k, *reasoning.latents.shape[1:]).numpy()
         texts = [""] * (b * k)
-        if self.cfg.reasoning != "none":
-            stated = stated_reasoning(self.model, self.tokenizer, self.ids, self.cfg.reasoning, reasoning)
+        if stated is not None:
             texts = stated.texts
             extras.update(self._consistency(stated, plans.numpy().reshape(b, k, 64, 2), speed))
         done = time.perf_counter()
@@ -126,10 +130,17 @@ class AlpamayoPolicy:
             return self.model.velocity(x, t, prefix)
 
         if greedy:
-            return euler_sample(velocity, torch.zeros(n, 64, 2), self.flow_steps), torch.zeros(n)
-        noise = torch.randn(n, 64, 2, generator=self.generator)
+            start = torch.zeros(n, 64, 2, device=self.device)
+            return euler_sample(velocity, start, self.flow_steps), torch.zeros(n, device=self.device)
+        noise = torch.randn(n, 64, 2, generator=self.generator, device=self.device)
         sample = sde_sample(velocity, noise, self.flow_steps, self.cfg.sde_noise, self.generator)
         return sample.actions, sample.log_prob
+
+    def _clock(self) -> float:
+        """Now, once the accelerator has finished what was queued (kernels run asynchronously)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def _consistency(self, stated, plans: np.ndarray, speed: np.ndarray) -> dict[str, np.ndarray]:
         """Stated decision / meta-actions per sample, the plan's own meta-actions, and whether they agree."""

@@ -33,6 +33,10 @@ class PromptBatch:
     def size(self) -> int:
         return self.input_ids.shape[0]
 
+    def to(self, device: torch.device | str) -> "PromptBatch":
+        move = [t.to(device, non_blocking=True) for t in (self.input_ids, self.image_mask, self.pixel_values, self.image_grid_thw)]
+        return PromptBatch(*move)
+
 
 class PromptBuilder:
     def __init__(self, preset: ModelPreset, tokenizer: PreTrainedTokenizerFast, ids: TokenIds):

@@ -51,6 +51,10 @@ class Reasoning:
     lengths: torch.Tensor  # (N,) tokens up to and including the stop token
     latents: torch.Tensor | None  # (N, blocks, latent_dim) for lcdrive
 
+    def cpu(self) -> "Reasoning":
+        latents = None if self.latents is None else self.latents.float().cpu()
+        return Reasoning(self.tokens.cpu(), self.log_probs.float().cpu(), self.lengths.cpu(), latents)
+
 
 def opening_tokens(mode: str, ids: TokenIds) -> list[int]:
     return {
@@ -61,9 +65,10 @@ def opening_tokens(mode: str, ids: TokenIds) -> list[int]:
     }[mode]
 
 
-def allowed_tokens(mode: str, ids: TokenIds) -> torch.Tensor:
-    """(V,) bool: what free text in ``mode`` may contain (trajectory tokens never)."""
-    allowed = torch.zeros(ids.vocab_size, dtype=torch.bool)
+def allowed_tokens(mode: str, ids: TokenIds, device: torch.device | str = "cpu", rows: int | None = None) -> torch.Tensor:
+    """(V,) bool: what free text in ``mode`` may contain (trajectory tokens never). ``rows``: the
+    network's vocabulary when it has more rows than the tokenizer has tokens (never sampled)."""
+    allowed = torch.zeros(rows or ids.vocab_size, dtype=torch.bool, device=device)
     allowed[: ids.traj_start] = True  # the BPE text vocabulary comes first
     extra = {
         "coc": [ids.cot_end, ids.traj_future_start],
@@ -75,9 +80,9 @@ def allowed_tokens(mode: str, ids: TokenIds) -> torch.Tensor:
 
 def prefill(model: AlpamayoR1, prompt: PromptBatch, opening: list[int]):
     """Run the prompt (+ the mode's opening) once; returns hidden states, cache and rope offsets."""
-    batch = prompt.size
-    input_ids = torch.cat([prompt.input_ids, torch.tensor(opening).expand(batch, -1)], dim=1)
-    image_mask = torch.cat([prompt.image_mask, torch.zeros(batch, len(opening), dtype=torch.bool)], dim=1)
+    batch, device = prompt.size, prompt.input_ids.device
+    input_ids = torch.cat([prompt.input_ids, torch.tensor(opening, device=device).expand(batch, -1)], dim=1)
+    image_mask = torch.cat([prompt.image_mask, torch.zeros(batch, len(opening), dtype=torch.bool, device=device)], dim=1)
     positions, deltas = model.rope_index(input_ids, image_mask.int(), prompt.image_grid_thw, None)
     hidden, cache = model.backbone(
         model.embed(input_ids),
@@ -102,20 +107,25 @@ def reason(
     if mode not in MODES:
         raise ValueError(f"unknown reasoning mode {mode!r}; known: {', '.join(MODES)}")
     hidden, cache, deltas, length = prefill(model, prompt, opening_tokens(mode, ids))
-    batch, k = prompt.size, num_samples
+    batch, k, device = prompt.size, num_samples, prompt.input_ids.device
     if mode == "none":
-        valid = torch.ones(batch, length, dtype=torch.bool)
+        valid = torch.ones(batch, length, dtype=torch.bool, device=device)
         prefix = ExpertPrefix.from_cache(cache, valid, length + deltas).repeat(k)
-        empty = torch.zeros(batch * k, 0, dtype=torch.long)
-        return Reasoning(empty, empty.float(), torch.zeros(batch * k, dtype=torch.long), None), prefix
+        empty = torch.zeros(batch * k, 0, dtype=torch.long, device=device)
+        lengths = torch.zeros(batch * k, dtype=torch.long, device=device)
+        return Reasoning(empty, empty.float(), lengths, None), prefix
 
     cache.batch_repeat_interleave(k)
     last = hidden[:, -1].repeat_interleave(k, 0)
     deltas = deltas.repeat_interleave(k)
     n = batch * k
-    script = _LatentScript(model, ids) if mode == "lcdrive" else _FreeText(mode, ids, model.preset.max_reasoning_tokens)
+    if mode == "lcdrive":
+        script = _LatentScript(model, ids, device)
+    else:
+        script = _FreeText(mode, ids, model.preset.max_reasoning_tokens, device, model.ids.vocab_size)
     tokens, log_probs, alive_mask = [], [], []
-    alive = torch.ones(n, dtype=torch.bool)
+    alive = torch.ones(n, dtype=torch.bool, device=device)
+    prompt_valid = torch.ones(n, length, dtype=torch.bool, device=device)
     latents = []
     for step in range(script.max_steps):
         token, log_prob, latent = script.next(step, model.logits(last), last, sampling, generator)
@@ -127,7 +137,7 @@ def reason(
         if latent is not None:
             latents.append(latent)
             embeds = model.latent_in_proj(latent)[:, None].to(embeds.dtype)
-        attention = torch.cat([torch.ones(n, length, dtype=torch.bool), torch.stack(alive_mask, 1)], dim=1)
+        attention = torch.cat([prompt_valid, torch.stack(alive_mask, 1)], dim=1)
         position = (length + step + deltas).reshape(1, n, 1).expand(3, n, 1)
         hidden, cache = model.backbone(embeds, position, attention.long(), cache)
         last = hidden[:, -1]
@@ -135,7 +145,7 @@ def reason(
         if not alive.any():
             break
     tokens, log_probs = torch.stack(tokens, 1), torch.stack(log_probs, 1)
-    valid = torch.cat([torch.ones(n, length, dtype=torch.bool), torch.stack(alive_mask, 1)], dim=1)
+    valid = torch.cat([prompt_valid, torch.stack(alive_mask, 1)], dim=1)
     lengths = torch.stack(alive_mask, 1).sum(1)
     prefix = ExpertPrefix.from_cache(cache, valid, length + lengths + deltas)
     reasoning = Reasoning(tokens, log_probs, lengths, torch.stack(latents, 1) if latents else None)
@@ -162,10 +172,10 @@ def score_reasoning(
     and on the forced stop token at the end of the budget): what decoding would have reported."""
     _, hidden_before = _replay(model, ids, prompt, mode, tokens, lengths)
     logits = model.logits(hidden_before).float()
-    allowed = allowed_tokens(mode, ids)
+    allowed = allowed_tokens(mode, ids, logits.device, logits.shape[-1])
     log_p = sampling_log_probs(logits.masked_fill(~allowed, float("-inf")), sampling)
     scored = log_p.gather(-1, tokens[..., None])[..., 0]
-    steps = torch.arange(tokens.shape[1])[None, :]
+    steps = torch.arange(tokens.shape[1], device=tokens.device)[None, :]
     sampled = (steps < lengths[:, None]) & (steps < model.preset.max_reasoning_tokens - 1)
     return torch.where(sampled, scored, 0.0)
 
@@ -183,10 +193,11 @@ def _replay(model, ids, prompt, mode, tokens, lengths) -> tuple[ExpertPrefix, to
     deltas = deltas.repeat_interleave(k)
     before = hidden[:, -1:].repeat_interleave(k, 0)
     n, r = tokens.shape
-    alive = torch.arange(r)[None, :] < lengths[:, None]
-    valid = torch.cat([torch.ones(n, length, dtype=torch.bool), alive], dim=1)
+    steps = torch.arange(r, device=tokens.device)[None, :]
+    alive = steps < lengths[:, None]
+    valid = torch.cat([torch.ones(n, length, dtype=torch.bool, device=tokens.device), alive], dim=1)
     if r:
-        positions = (length + torch.arange(r)[None, :] + deltas[:, None]).expand(3, n, r)
+        positions = (length + steps + deltas[:, None]).expand(3, n, r)
         hidden, cache = model.backbone(model.embed(tokens), positions, valid.long(), cache)
         before = torch.cat([before, hidden[:, :-1]], dim=1)
     return ExpertPrefix.from_cache(cache, valid, length + lengths + deltas), before[:, :r]
@@ -198,7 +209,7 @@ def sample_token(logits: torch.Tensor, allowed: torch.Tensor, sampling: Sampling
     logits = logits.float().masked_fill(~allowed, float("-inf"))
     if sampling.greedy:
         token = logits.argmax(-1)
-        return token, torch.zeros(len(token))
+        return token, torch.zeros(len(token), device=token.device)
     log_p = sampling_log_probs(logits, sampling)
     token = torch.multinomial(log_p.exp(), 1, generator=generator).squeeze(1)
     return token, log_p.gather(1, token[:, None]).squeeze(1)
@@ -223,8 +234,8 @@ def sampling_log_probs(masked_logits: torch.Tensor, sampling: Sampling) -> torch
 class _FreeText:
     """coc / cfvla: sample among the mode's tokens; the last step is forced to the stop token."""
 
-    def __init__(self, mode: str, ids: TokenIds, max_tokens: int):
-        self.allowed = allowed_tokens(mode, ids)
+    def __init__(self, mode: str, ids: TokenIds, max_tokens: int, device: torch.device, rows: int):
+        self.allowed = allowed_tokens(mode, ids, device, rows)
         self.stop_only = torch.zeros_like(self.allowed)
         self.stop_only[ids.traj_future_start] = True
         self.max_steps = max_tokens
@@ -238,22 +249,22 @@ class _FreeText:
 class _LatentScript:
     """lcdrive: [proposal tokens × P, latent] × blocks, then the closing tokens, all on a fixed beat."""
 
-    def __init__(self, model: AlpamayoR1, ids: TokenIds):
+    def __init__(self, model: AlpamayoR1, ids: TokenIds, device: torch.device):
         preset = model.preset
-        self.model, self.ids = model, ids
+        self.model, self.ids, self.device = model, ids, device
         self.block = preset.proposal_tokens + 1
         self.blocks = preset.latent_blocks
         self.max_steps = self.blocks * self.block + 2
-        self.proposal = torch.zeros(ids.vocab_size, dtype=torch.bool)
+        self.proposal = torch.zeros(model.ids.vocab_size, dtype=torch.bool, device=device)
         self.proposal[ids.traj_start : ids.traj_start + FUTURE_BINS] = True
 
     def next(self, step, logits, hidden, sampling, generator):
         n = logits.shape[0]
         if step >= self.blocks * self.block:
             closing = self.ids.vectorized_wm_end if step == self.blocks * self.block else self.ids.traj_future_start
-            return torch.full((n,), closing), torch.zeros(n), None
+            return torch.full((n,), closing, device=self.device), torch.zeros(n, device=self.device), None
         if step % self.block == self.block - 1:
             latent = self.model.latent_head(hidden)
-            return torch.full((n,), self.ids.vectorized_wm), torch.zeros(n), latent
+            return torch.full((n,), self.ids.vectorized_wm, device=self.device), torch.zeros(n, device=self.device), latent
         token, log_prob = sample_token(logits, self.proposal, sampling, generator)
         return token, log_prob, None
