@@ -205,6 +205,11 @@ class LearnerConfig(_Section):
         "bc", description="training objective by name (redux/learner/objectives): bc for the bev-planner, vla for alpamayo"
     )
     loss_weights: LossWeights = LossWeights()
+    flow_trains_backbone: bool = Field(
+        False,
+        description="vla: the flow loss's gradient reaches the backbone through the cache the expert reads; "
+        "false = detached, as published (the backbone learns from its token losses alone)",
+    )
     steps: int = Field(40, ge=1)
     rollouts_per_step: int = Field(4, ge=1, description="records taken per optimiser step")
     lr: float = Field(1e-3, gt=0.0)

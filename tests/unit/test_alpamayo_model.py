@@ -387,6 +387,22 @@ def test_flow_loss_ignores_tokens_after_traj_future_start(model, ids, prompt, ob
     assert _losses(model, TeacherForcedBatch(**{**batch.__dict__, "target_ids": before}), ids)["flow"] != base["flow"]
 
 
+@pytest.mark.parametrize("trains_backbone", [False, True])
+def test_the_flow_loss_reaches_the_backbone_only_when_asked(model, ids, prompt, obs, trains_backbone):
+    batch = _teacher_forced_batch(model, prompt, obs, "coc")
+    model.zero_grad(set_to_none=True)
+    flow = teacher_forced_losses(model, batch, ids.traj_future_start, torch.Generator().manual_seed(10), trains_backbone)
+    flow["flow"].backward()
+    expert = [p.grad for p in model.expert.parameters()]
+    vision = [p.grad for p in model.vlm.model.visual.parameters()]
+    assert all(g is not None for g in expert) and any(g.abs().sum() > 0 for g in expert)
+    if trains_backbone:
+        assert any(g is not None and g.abs().sum() > 0 for g in vision)
+    else:
+        assert all(g is None for g in vision)
+    model.zero_grad(set_to_none=True)
+
+
 @pytest.mark.parametrize("mode", ["coc", "lcdrive"])
 def test_teacher_forced_prefix_is_the_decoded_one(model, ids, prompt, mode, monkeypatch):
     """Training's expert prefix over a decoded reasoning equals the one decoding built:

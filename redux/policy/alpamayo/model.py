@@ -5,7 +5,8 @@ The expert (``expert``) is a Qwen3-VL text model of the backbone's depth and KV-
 layout without a token embedding: its 64 action tokens attend, layer by layer, to the
 backbone's keys and values of the prompt and reasoning (bidirectionally among
 themselves), so the plan is conditioned on everything the backbone read and said. The
-cache is handed to the expert detached: the expert loss never trains the backbone.
+cache is handed to the expert detached: the expert loss never trains the backbone (the
+learner's ``flow_trains_backbone`` lifts that for experiments).
 
 LCDrive adds two light modules: ``latent_head`` predicts a world-model latent from the
 backbone's hidden state and ``latent_in_proj`` turns a latent into the input embedding
@@ -235,11 +236,15 @@ class ExpertPrefix:
     action_positions: torch.Tensor  # (3, N, 64)
 
     @classmethod
-    def from_cache(cls, cache: DynamicCache, valid: torch.Tensor, next_position: torch.Tensor) -> "ExpertPrefix":
+    def from_cache(
+        cls, cache: DynamicCache, valid: torch.Tensor, next_position: torch.Tensor, detach: bool = True
+    ) -> "ExpertPrefix":
         """``valid`` (N, L) marks the cache positions the plan may read (prompt and reasoning up to
         and including ``<|traj_future_start|>``); ``next_position`` (N,) the first action token's
-        text position."""
-        pairs = [(layer.keys.detach(), layer.values.detach()) for layer in cache.layers]
+        text position. ``detach``: the expert's loss does not reach the backbone (as published)."""
+        pairs = [(layer.keys, layer.values) for layer in cache.layers]
+        if detach:
+            pairs = [(keys.detach(), values.detach()) for keys, values in pairs]
         n, length = valid.shape
         dtype = pairs[0][0].dtype
         blocked = torch.zeros(n, 1, HORIZON, length + HORIZON, dtype=dtype, device=valid.device)

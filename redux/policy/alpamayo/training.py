@@ -3,7 +3,8 @@
 The backbone reads the prompt and the target tokens in one causal pass (latent positions
 take the target latents as input embeddings). From that pass come: next-token
 cross-entropy per target category, the latent head's regression onto the latent
-targets, and the KV cache the flow expert reads — detached, and masked to the prefix up
+targets, and the KV cache the flow expert reads — detached (unless the learner lets the
+flow loss train the backbone), and masked to the prefix up
 to ``<|traj_future_start|>`` so the discrete trajectory tokens that follow it (trained
 by cross-entropy only) never leak into the continuous plan. The probe reads the target
 latents, detached.
@@ -34,8 +35,11 @@ class TeacherForcedBatch:
     meta_actions: torch.Tensor | None = None  # (B, 3)
 
 
-def teacher_forced_losses(model: AlpamayoR1, batch: TeacherForcedBatch, stop_id: int, generator=None) -> dict[str, torch.Tensor]:
-    """Per-part losses (unweighted); token losses are per category, averaged over that category's tokens."""
+def teacher_forced_losses(
+    model: AlpamayoR1, batch: TeacherForcedBatch, stop_id: int, generator=None, flow_trains_backbone: bool = False
+) -> dict[str, torch.Tensor]:
+    """Per-part losses (unweighted); token losses are per category, averaged over that category's tokens.
+    ``flow_trains_backbone``: the expert reads the cache with its gradient (published: detached)."""
     prompt, targets = batch.prompt, batch.target_ids
     b, length = prompt.input_ids.shape
     sequence = torch.cat([prompt.input_ids, targets], dim=1)
@@ -87,7 +91,7 @@ def teacher_forced_losses(model: AlpamayoR1, batch: TeacherForcedBatch, stop_id:
     is_stop = (sequence == stop_id) & (index >= length - 1)
     stop_at = torch.where(is_stop.any(1), is_stop.int().argmax(1), torch.full((b,), length - 1))
     valid = attention & (index[None, :] <= stop_at[:, None])
-    prefix = ExpertPrefix.from_cache(cache, valid, stop_at + 1 + deltas.reshape(-1))
+    prefix = ExpertPrefix.from_cache(cache, valid, stop_at + 1 + deltas.reshape(-1), detach=not flow_trains_backbone)
     x = batch.target_actions.float()
     noise = torch.randn(x.shape, generator=generator)
     t = sample_training_time(b, generator)
