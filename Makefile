@@ -32,7 +32,7 @@ run: setup
 	$(VENV)/bin/redux run $(CONFIG)
 
 test: setup
-	$(PY) -m ruff check redux tests
+	$(PY) -m ruff check redux tests tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
