@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import ray
 
+from redux.actors.local_ray import init_local_ray
 from redux.actors.generators.evaluation import EvaluatedRollout, Evaluator
 from redux.config import RunConfig, config_to_yaml
 from redux.eval.summary import summarize
@@ -60,7 +61,7 @@ def run_evaluation(cfg: RunConfig, policy: str, suite: str, out: Path, actors: i
 def _run_on_ray(cfg, policy, scene_ids, video_ids, actors, progress) -> list[EvaluatedRollout]:
     own = not ray.is_initialized()
     if own:
-        ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=False, configure_logging=False)
+        init_local_ray(num_cpus=cfg.ray.num_cpus, include_dashboard=False, configure_logging=False)
     try:
         remote = ray.remote(Evaluator).options(num_cpus=cfg.actors.num_cpus)
         workers = [remote.remote(cfg, policy) for _ in range(actors)]

@@ -17,6 +17,7 @@ from pathlib import Path
 import ray
 from tensorboardX import SummaryWriter
 
+from redux.actors.local_ray import init_local_ray
 from redux.actors.manager import SIM_SLOT, ActorManager
 from redux.buffer.redis_server import EmbeddedRedis
 from redux.buffer.connection import connect
@@ -53,7 +54,7 @@ def start_ray(cfg: RunConfig, sim_slots: int) -> bool:
     if cfg.ray.address:
         ray.init(address=cfg.ray.address, log_to_driver=True)
         return True
-    ray.init(
+    init_local_ray(
         num_cpus=cfg.ray.num_cpus,
         resources={SIM_SLOT: sim_slots, LEARNER_SLOT: 1},
         include_dashboard=False,

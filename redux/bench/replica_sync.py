@@ -21,6 +21,7 @@ import time
 import ray
 import torch
 
+from redux.actors.local_ray import init_local_ray
 from redux.buffer.redis_server import EmbeddedRedis
 from redux.config import BufferConfig, PolicyConfig, SimConfig
 from redux.learner.weight_transport import WeightHandle, fetch_weights, make_transport
@@ -82,7 +83,7 @@ def run_replica_sync_bench(preset: str, engines: list[str], transport: str, repe
     served_bytes = _served_bytes(learner_side)
     own_ray = not ray.is_initialized()
     if own_ray:
-        ray.init(include_dashboard=False, configure_logging=False)
+        init_local_ray(include_dashboard=False, configure_logging=False)
     rows = []
     try:
         with tempfile.TemporaryDirectory(prefix="redux-bench-sync-") as workdir, EmbeddedRedis(

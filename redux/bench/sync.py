@@ -17,6 +17,7 @@ import time
 import ray
 from torch import nn
 
+from redux.actors.local_ray import init_local_ray
 from redux.buffer.redis_server import EmbeddedRedis
 from redux.config import BufferConfig
 from redux.learner.weight_transport import WeightHandle, fetch_weights, make_transport
@@ -52,7 +53,7 @@ def run_sync_bench(sizes_mb: list[float], transports: list[str], repeats: int) -
     """Median latencies over ``repeats`` timed publishes per (transport, size), after one warm-up."""
     own_ray = not ray.is_initialized()
     if own_ray:
-        ray.init(include_dashboard=False, configure_logging=False)
+        init_local_ray(include_dashboard=False, configure_logging=False)
     replica = _Replica.remote()
     try:
         with tempfile.TemporaryDirectory(prefix="redux-bench-sync-") as workdir, EmbeddedRedis(

@@ -10,6 +10,7 @@ import pytest
 import ray
 import torch
 
+from redux.actors.local_ray import init_local_ray
 from redux.actors.manager import ActorManager
 from redux.buffer.redis_server import EmbeddedRedis
 from redux.buffer.rollout_buffer import RolloutBuffer
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
     with EmbeddedRedis(tmp_path_factory.mktemp("redis"), append_only=False) as server:
-        ray.init(num_cpus=2, resources={"sim_slot": 4, "learner": 1}, include_dashboard=False, configure_logging=False)
+        init_local_ray(num_cpus=2, resources={"sim_slot": 4, "learner": 1}, include_dashboard=False, configure_logging=False)
         yield server.url
         ray.shutdown()
 

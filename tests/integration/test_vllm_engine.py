@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from redux.actors.local_ray import init_local_ray
 from redux.bench.policy import synthetic_observations
 from redux.config import PolicyConfig, SimConfig
 from redux.policy.alpamayo.presets import get_preset
@@ -153,7 +154,7 @@ def test_a_killed_vllm_replica_is_restarted_and_serves_the_current_weights(tmp_p
     namespace = "redux:test-vllm-restart"
     weights = make_policy_replica(config("torch"), SIM, seed=5).named_weights()
     with EmbeddedRedis(tmp_path, append_only=False) as server:
-        ray.init(num_cpus=2, resources={"sim_slot": 2, "learner": 1}, include_dashboard=False, configure_logging=False)
+        init_local_ray(num_cpus=2, resources={"sim_slot": 2, "learner": 1}, include_dashboard=False, configure_logging=False)
         transport, manager = ObjectStoreTransport(), ActorManager(cfg, server.url, namespace, num_actors=1)
         try:
             manager.set_weights(transport.publish(weights, 1))
@@ -215,7 +216,7 @@ def test_shared_replicas_batch_many_actors_and_a_killed_one_comes_back_with_curr
         raise AssertionError(f"timed out waiting for {what}")
 
     with EmbeddedRedis(tmp_path, append_only=False) as server:
-        ray.init(num_cpus=2, resources={"sim_slot": 2, "learner": 1}, include_dashboard=False, configure_logging=False)
+        init_local_ray(num_cpus=2, resources={"sim_slot": 2, "learner": 1}, include_dashboard=False, configure_logging=False)
         transport, manager = ObjectStoreTransport(), ActorManager(cfg, server.url, namespace, num_actors=2)
         try:
             manager.set_weights(transport.publish(weights, 1))

@@ -6,6 +6,7 @@ import ray
 import redis
 import torch
 
+from redux.actors.local_ray import init_local_ray
 from redux.bench.sync import run_sync_bench
 from redux.buffer.redis_server import EmbeddedRedis
 from redux.config import BufferConfig, RunConfig
@@ -20,7 +21,7 @@ TRANSPORTS = ["object_store", "redis"]
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=1, include_dashboard=False, configure_logging=False)
+    init_local_ray(num_cpus=1, include_dashboard=False, configure_logging=False)
     yield
     ray.shutdown()
 
