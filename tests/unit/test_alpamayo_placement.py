@@ -24,15 +24,8 @@ from redux.policy.torch_engine import cast_parameters, make_policy_replica
 CONSTANT_BUFFERS = ("freqs", "accel_mean", "accel_std", "curvature_mean", "curvature_std")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def replica(mode: str, dtype: str = "float32", preset: str = "tiny"):
+    """A replica on one torch thread (policy.torch_threads' default), as actors run them."""
     cfg = PolicyConfig(kind="alpamayo", preset=preset, reasoning=mode, dtype=dtype)
     return make_policy_replica(cfg, SimConfig(), seed=0)
 
