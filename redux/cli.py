@@ -359,6 +359,39 @@ def policy_inputs(
     _table(f"{policy}: first 2 s of greedy plans on the expert's drive of {suite}", [{short.get(k, k): v for k, v in r.items()} for r in rows])
 
 
+@policy_app.command("plan-units")
+def policy_plan_units(
+    config: Annotated[Path, typer.Option(help="the recipe whose demonstrations set the units")] = Path("configs/teacher.yaml"),
+    sessions: Annotated[int, typer.Option(help="minisim sessions driven at once")] = 32,
+    calls: Annotated[int, typer.Option(help="generator calls of actors.rollout_steps decisions per session")] = 32,
+    out: Annotated[Optional[Path], typer.Option(help="where to write; default: the units the embedded presets ship with")] = None,
+    set_: SetOpt = None,
+):
+    """Measure the per-waypoint units the embedded presets' flow expert plans in from expert demonstrations."""
+    import numpy as np
+    from rich.progress import Progress
+
+    from redux.actors.generators.demonstrations import record_demonstrations
+    from redux.policy.alpamayo.plan_units import MINISIM_STATS, stats_of, write_stats
+
+    cfg = _config(config, set_)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("demonstrations", total=calls)
+        records = record_demonstrations(cfg, sessions, calls, on_call=lambda done, n: bar.update(task, completed=done))
+    plans = np.concatenate([r.tensors["target_actions"] for r in records])
+    shift, scale = stats_of(plans)
+    path = out or MINISIM_STATS
+    provenance = {
+        "command": f"redux policy plan-units --config {config} --sessions {sessions} --calls {calls}",
+        "suite": cfg.sim.suite, "decisions": int(len(plans)), "demo_noise": cfg.actors.demo_noise,
+    }  # fmt: skip
+    write_stats(path, shift, scale, provenance)
+    rows = [{"seconds ahead": f"{(k + 1) / 10:.1f}", "accel. shift": float(shift[k, 0]), "accel. scale": float(scale[k, 0]),
+             "curv. shift": float(shift[k, 1]), "curv. scale": float(scale[k, 1])} for k in (0, 4, 9, 19, 39, 63)]  # fmt: skip
+    _table(f"plan units from {len(plans)} decisions (published-normalised units)", rows)
+    typer.echo(f"wrote {path}")
+
+
 from redux.sim_bridge.alpasim.settings import DriverServerSettings, DriveSettings  # noqa: E402 - pydantic only
 
 _SERVE, _DRIVE = DriverServerSettings(), DriveSettings()  # the defaults the options below show

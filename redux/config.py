@@ -115,6 +115,10 @@ class PolicyConfig(_Section):
         None, description="a checkpoint of one of our runs (or its run directory: the newest) whose weights the network starts from"
     )
     flow_steps: int | None = Field(None, ge=1, description="Euler/SDE steps of the flow expert; None = the preset's (10)")
+    plan_units: Literal["published", "minisim"] | None = Field(
+        None, description="units the flow expert plans in (a checkpoint keeps its own); None = the preset's: minisim "
+        "(per-waypoint standardised) for the embedded presets, published for the real ones",
+    )
     sde_noise: float = Field(0.2, ge=0.0, description="noise level of SDE plan sampling (its log-probs feed GRPO)")
     temperature: float = Field(0.6, gt=0.0, description="reasoning-token sampling temperature")
     top_p: float = Field(0.98, gt=0.0, le=1.0)
@@ -209,6 +213,10 @@ class LearnerConfig(_Section):
         False,
         description="vla: the flow loss's gradient reaches the backbone through the cache the expert reads; "
         "false = detached, as published (the backbone learns from its token losses alone)",
+    )
+    flow_samples: int = Field(
+        1, ge=1, description="vla: noise draws per decision in the flow loss, all on the decision's one backbone pass "
+        "(more draws average out the loss's noise for the price of the expert alone)",
     )
     steps: int = Field(40, ge=1)
     rollouts_per_step: int = Field(4, ge=1, description="records taken per optimiser step")

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from redux.config import PolicyConfig
 from redux.policy.alpamayo.checkpoint import (
     INDEX,
-    LCDRIVE_MODULES,
+    OUR_MODULES,
     expected_published_shapes,
     load_published_checkpoint,
     map_published_keys,
@@ -123,12 +123,12 @@ def test_a_meta_model_comes_out_whole_without_the_lcdrive_modules(source, source
         model = AlpamayoR1(source.preset, vocabulary_ids(tokenizer_for(CFG)))
     model.tokenizer = source.tokenizer
     report = load_published_checkpoint(model, tmp_path)
-    assert report.initialised and all(k.startswith(LCDRIVE_MODULES) for k in report.initialised)
+    assert report.initialised and all(k.startswith(OUR_MODULES) for k in report.initialised)
     assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
     assert model.vlm.lm_head.weight is model.vlm.get_input_embeddings().weight
     ours = source.state_dict()
     for k, v in model.state_dict().items():
-        if not k.startswith(LCDRIVE_MODULES):
+        if not k.startswith(OUR_MODULES):
             assert torch.equal(v, ours[k]), k
     # it reasons as the source did; the plan is compared within one model below, because a
     # meta-loaded weight's memory layout can move the decode by ~1e-7, which ten Euler steps
@@ -138,7 +138,7 @@ def test_a_meta_model_comes_out_whole_without_the_lcdrive_modules(source, source
     # coc reasoning never reads the LCDrive modules (random here)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            if name.startswith(LCDRIVE_MODULES):
+            if name.startswith(OUR_MODULES):
                 parameter.add_(torch.randn_like(parameter))
     np.testing.assert_array_equal(before.actions, act(model).actions)
 
@@ -237,7 +237,7 @@ def test_expected_shapes_of_the_published_10b():
     assert shapes["action_space.accel_mean"] == ()
     assert "vlm.lm_head.weight" in shapes and "vlm.model.visual.pos_embed.weight" in shapes
     assert "vlm.model.visual.deepstack_merger_list.2.linear_fc2.weight" in shapes
-    assert not any(k.startswith(LCDRIVE_MODULES) for k in shapes)
+    assert not any(k.startswith(OUR_MODULES) for k in shapes)
     assert sum(not k.startswith("vlm.") for k in shapes) == 416
     assert "expert.embed_tokens.weight" not in shapes and "expert.layers.36.input_layernorm.weight" not in shapes
 

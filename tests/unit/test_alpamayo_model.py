@@ -509,3 +509,70 @@ def test_a_few_bc_steps_on_one_batch_lower_the_loss():
     assert last["loss"] < 0.7 * first["loss"], (first, last)
     for part in ("flow", "ce_coc", "ce_structure"):
         assert last[part] < first[part], (part, first, last)
+
+
+# --- the expert plans in its own units ------------------------------------------------------
+
+
+def _still_expert(seed: int = 0):
+    """A model whose expert's velocity is zero everywhere: its plans are the origin of its units."""
+    still = new_model(seed)
+    with torch.no_grad():
+        still.action_out_proj.weight.zero_()
+        still.action_out_proj.bias.zero_()
+    return still
+
+
+def test_embedded_presets_plan_in_minisim_units_and_real_ones_in_the_published(model):
+    from redux.policy.alpamayo.info import meta_model
+    from redux.policy.alpamayo.plan_units import MINISIM_STATS, read_stats
+
+    shift, scale = read_stats(MINISIM_STATS)
+    assert model.plan_units.units == "minisim"
+    np.testing.assert_array_equal(model.plan_units.shift.numpy(), shift)
+    np.testing.assert_array_equal(model.plan_units.scale.numpy(), scale)
+    assert meta_model("alpamayo-r1-10b").plan_units.units == "published"
+    assert "plan_units.shift" in model.state_dict() and "plan_units.scale" in model.state_dict()
+
+
+def test_the_policy_maps_its_plans_out_of_the_expert_units(obs):
+    from redux.policy.action_space import clip_to_bounds, denormalise
+
+    still = _still_expert()
+    out = AlpamayoPolicy(still, still.tokenizer, config("none")).act(obs, greedy=True)
+    origin = clip_to_bounds(denormalise(still.plan_units.shift.numpy()))
+    assert np.abs(still.plan_units.shift.numpy()).max() > 0.05  # the check below would pass for the identity
+    np.testing.assert_allclose(out.actions, np.broadcast_to(origin, out.actions.shape), atol=1e-5)
+
+
+def test_the_flow_loss_is_scored_in_the_expert_units(prompt, obs):
+    still = _still_expert()
+    ids = still.prompts.ids
+    batch = _teacher_forced_batch(still, prompt, obs, "coc")
+    flow = _losses(still, batch, ids)["flow"]
+    noise = torch.randn(batch.target_actions.shape, generator=torch.Generator().manual_seed(10))
+    in_units = (batch.target_actions - still.plan_units.shift) / still.plan_units.scale
+    torch.testing.assert_close(flow, ((in_units - noise) ** 2).mean())
+    assert not torch.allclose(flow, ((batch.target_actions - noise) ** 2).mean(), rtol=1e-3)
+
+
+def test_several_flow_samples_are_each_decision_repeated(model, ids, obs):
+    """K noise draws on one backbone pass score exactly what K copies of each decision would."""
+    k = 2
+    policy = AlpamayoPolicy(model, model.tokenizer, config("none"))
+    once = policy.model_inputs(obs)
+    batch = _teacher_forced_batch(model, model.prompts.build(once["frames"], once["ego_history"]), obs, "coc")
+    copies = [o for o in obs for _ in range(k)]
+    inputs = policy.model_inputs(copies)
+    repeated = TeacherForcedBatch(
+        prompt=model.prompts.build(inputs["frames"], inputs["ego_history"]),
+        target_ids=batch.target_ids.repeat_interleave(k, 0),
+        target_categories=batch.target_categories.repeat_interleave(k, 0),
+        target_actions=batch.target_actions.repeat_interleave(k, 0),
+    )
+    with torch.no_grad():
+        drawn = teacher_forced_losses(model, batch, ids.traj_future_start, torch.Generator().manual_seed(3), flow_samples=k)
+        copied = teacher_forced_losses(model, repeated, ids.traj_future_start, torch.Generator().manual_seed(3))
+        single = teacher_forced_losses(model, batch, ids.traj_future_start, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(drawn["flow"], copied["flow"], atol=1e-5, rtol=1e-5)
+    assert not torch.isclose(drawn["flow"], single["flow"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import pickle
 
-from redux.actors.generators.behaviour_cloning import BehaviourCloningGenerator
+from redux.actors.generators.demonstrations import record_demonstrations
 from redux.config import load_config
 
 
@@ -23,13 +23,10 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--calls", type=int, default=24, help="generator calls of rollout_steps decisions per session")
     args = parser.parse_args()
-    cfg = load_config(args.config)
-    cfg.sim.sessions_per_actor, cfg.actors.num = args.sessions, 1
-    generator = BehaviourCloningGenerator(cfg, 0)
-    records = []
-    for call in range(args.calls):
-        records += generator.generate(cfg.actors.rollout_steps)[0]
-        print(f"call {call + 1}/{args.calls}: {len(records)} records", flush=True)
+    records = record_demonstrations(
+        load_config(args.config), args.sessions, args.calls,
+        on_call=lambda done, n: print(f"call {done}/{args.calls}: {n} records", flush=True),
+    )  # fmt: skip
     with open(args.out, "wb") as f:
         pickle.dump(records, f)
 

@@ -14,7 +14,8 @@ Objectives: ``summary`` regresses the three numbers, standardised; ``plan`` regr
 whole 64 x 2 plan by squared error, ``plan-standardised`` with each of its 128 numbers
 scaled to unit spread over the training decisions; ``flow`` trains an MLP velocity over the whole plan by
 flow matching (the published time sampling) and scores greedy Euler plans from zero;
-``flow-near`` is ``flow`` with the first 2 s weighted 10 x. docs/benchmarks.md ("Two
+``flow-near`` is ``flow`` with the first 2 s weighted 10 x, ``flow-standardised`` is ``flow``
+on the plan scaled as in ``plan-standardised``. docs/benchmarks.md ("Two
 stages") has the figures.
 """
 
@@ -61,12 +62,15 @@ def main() -> None:
     parser.add_argument("data", help="a recording made by record.py")
     parser.add_argument("--readout", choices=("linear", "attention"), default="linear")
     parser.add_argument(
-        "--objective", choices=("summary", "plan", "plan-standardised", "flow", "flow-near"), default="summary"
+        "--objective",
+        choices=("summary", "plan", "plan-standardised", "flow", "flow-near", "flow-standardised"),
+        default="summary",
     )
     parser.add_argument("--patch", type=int, default=8, help="vision patch size in pixels (the preset's is 8)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--flow-samples", type=int, default=1, help="noise draws per decision in a flow objective")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -85,7 +89,8 @@ def main() -> None:
     n = len(plans)
     train, held_out = np.arange(int(n * 0.8)), np.arange(int(n * 0.8), n)
     plan_mean, plan_std = plans[train].mean(0), plans[train].std(0).clamp(min=1e-3)
-    if args.objective == "plan-standardised":  # predicted in these units, scored back in plan units
+    standardised = args.objective.endswith("-standardised")
+    if standardised:  # predicted in these units, scored back in plan units
         plans = (plans - plan_mean) / plan_std
 
     width = preset.hidden
@@ -124,7 +129,8 @@ def main() -> None:
             return summary(velocity(ctx)(zeros, torch.zeros(len(rows))))
         if args.objective == "plan-standardised":
             return summary(velocity(ctx)(zeros, torch.zeros(len(rows))) * plan_std + plan_mean)
-        return summary(euler_sample(velocity(ctx), zeros, 10))
+        plan = euler_sample(velocity(ctx), zeros, 10)
+        return summary(plan * plan_std + plan_mean if standardised else plan)
 
     def loss_of(rows) -> torch.Tensor:
         ctx, x = features(rows), plans[rows]
@@ -132,9 +138,11 @@ def main() -> None:
             return F.mse_loss(head(ctx), (targets[rows] - mean) / std)
         if args.objective in ("plan", "plan-standardised"):
             return F.mse_loss(velocity(ctx)(torch.zeros_like(x), torch.zeros(len(rows))), x)
-        noise, t = torch.randn_like(x), sample_training_time(len(rows))
+        k = args.flow_samples
+        ctx, x = ctx.repeat_interleave(k, 0), x.repeat_interleave(k, 0)
+        noise, t = torch.randn_like(x), sample_training_time(len(x))
         predicted = velocity(ctx)(noisy_actions(x, noise, t), t)
-        if args.objective == "flow":
+        if args.objective in ("flow", "flow-standardised"):
             return flow_matching_loss(predicted, x, noise)
         weight = torch.ones(64, 1)
         weight[:20] = 10.0

@@ -29,12 +29,14 @@ def to_teacher_forced(model: nn.Module, batch: dict[str, torch.Tensor]) -> Teach
     )
 
 
-def make_vla_loss(weights: LossWeights, flow_trains_backbone: bool = False):
+def make_vla_loss(weights: LossWeights, flow_trains_backbone: bool = False, flow_samples: int = 1):
     def vla_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         module = getattr(model, "module", model)  # a DeepSpeed engine wraps the network
         batch = to_teacher_forced(module, batch)
         stop = module.prompts.ids.traj_future_start
-        parts = teacher_forced_losses(module, batch, stop, flow_trains_backbone=flow_trains_backbone)
+        parts = teacher_forced_losses(
+            module, batch, stop, flow_trains_backbone=flow_trains_backbone, flow_samples=flow_samples
+        )
         total = sum(getattr(weights, name.removeprefix("ce_")) * value for name, value in parts.items())
         metrics = {name: value.item() for name, value in parts.items()}
         metrics["loss"] = total.item()

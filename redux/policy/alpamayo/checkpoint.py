@@ -3,8 +3,9 @@
 Our module tree is laid out like the published checkpoint (nvidia/Alpamayo-R1-10B), so
 its names are our ``state_dict`` names. Third-party exports from the Qwen2-VL era keep
 the language model directly under ``vlm.model`` and the vision tower under ``vlm.visual``;
-those names are read as aliases. The LCDrive modules are ours: a published checkpoint
-lacks them and they keep their initial weights.
+those names are read as aliases. The LCDrive modules and the plan units are ours: a
+published checkpoint lacks them and they keep their initial values (for a real preset
+the plan units are the identity, the published normalisation).
 
 A load first checks every name, every shape and the action-space statistics against
 the model, reading only the files' headers and four scalars, so a checkpoint that does
@@ -30,7 +31,8 @@ from redux.policy.alpamayo.presets import ModelPreset
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
-LCDRIVE_MODULES = ("latent_head.", "latent_in_proj.", "reasoning_probe.")
+# ours, not published: the LCDrive modules and the expert's plan units
+OUR_MODULES = ("latent_head.", "latent_in_proj.", "reasoning_probe.", "plan_units.")
 TIED_HEAD = "vlm.lm_head.weight"
 # (legacy prefix, current prefix): Qwen2-VL-era exports, before transformers nested the
 # language model and the vision tower under ``model``
@@ -94,7 +96,7 @@ def expected_published_shapes(preset: ModelPreset | str) -> dict[str, tuple[int,
     return {
         published_key(name): tuple(tensor.shape)
         for name, tensor in model.state_dict().items()
-        if not name.startswith(LCDRIVE_MODULES) and not (tied and name == TIED_HEAD)
+        if not name.startswith(OUR_MODULES) and not (tied and name == TIED_HEAD)
     }
 
 
@@ -148,7 +150,7 @@ def _scan(path: Path) -> dict[str, _Entry]:
 class LoadReport:
     path: Path
     loaded: list[str]  # our names, filled from the checkpoint
-    initialised: list[str]  # ours that no published tensor fills (the LCDrive modules): kept as initialised
+    initialised: list[str]  # ours that no published tensor fills (OUR_MODULES): kept as initialised
     renamed: dict[str, str] = field(default_factory=dict)  # legacy published name → ours
     ignored: list[str] = field(default_factory=list)  # published tensors with no weight of their own (a tied head)
     shards: int = 1
@@ -190,7 +192,7 @@ def _plan(model: AlpamayoR1, entries: dict[str, _Entry], path: Path) -> tuple[di
     )
     filled = set(placed.values())
     absent = [n for n in expected if n not in filled and not (tied and n == TIED_HEAD)]
-    missing = [n for n in absent if not n.startswith(LCDRIVE_MODULES)]
+    missing = [n for n in absent if not n.startswith(OUR_MODULES)]
     stats = {ours: (p, entries[p]) for p, ours in placed.items() if ours in ACTION_STATS}
     problems = []
     if missing:
@@ -209,7 +211,7 @@ def _plan(model: AlpamayoR1, entries: dict[str, _Entry], path: Path) -> tuple[di
     report = LoadReport(
         path=path,
         loaded=sorted(filled),
-        initialised=[n for n in absent if n.startswith(LCDRIVE_MODULES)],
+        initialised=[n for n in absent if n.startswith(OUR_MODULES)],
         renamed={p: ours for p, ours in placed.items() if p != ours},
         ignored=ignored,
         shards=len({e.file for e in entries.values()}),
@@ -220,13 +222,13 @@ def _plan(model: AlpamayoR1, entries: dict[str, _Entry], path: Path) -> tuple[di
 def _materialise_rest(model: AlpamayoR1, dtype: torch.dtype) -> None:
     """After loading into a meta model: give storage to what no checkpoint tensor filled.
 
-    The LCDrive modules get fresh initial weights; the rotary frequency buffers, which
+    Our modules get fresh initial values; the rotary frequency buffers, which
     transformers keeps out of every state dict, are recomputed by rebuilding their
     module from its config.
     """
-    for prefix in LCDRIVE_MODULES:
+    for prefix in OUR_MODULES:
         module = model.get_submodule(prefix.rstrip("."))
-        if any(p.is_meta for p in module.parameters()):
+        if any(t.is_meta for t in [*module.parameters(), *module.buffers()]):
             module.to_empty(device="cpu")
             for sub in module.modules():
                 if hasattr(sub, "reset_parameters"):
@@ -288,7 +290,7 @@ def save_published_checkpoint(
     """Write ``model`` in the published layout: ``model.safetensors`` if it fits one shard,
     else ``model-0000i-of-0000n.safetensors`` shards plus ``model.safetensors.index.json``.
 
-    ``lcdrive=False`` leaves out our LCDrive modules, giving exactly the published tensor
+    ``lcdrive=False`` leaves out our own modules (OUR_MODULES), giving exactly the published tensor
     set. A tied lm_head is not written (it is the embedding). Earlier exports in ``path``
     are replaced. Returns the index (or single file) written.
     """
@@ -297,7 +299,7 @@ def save_published_checkpoint(
     tensors = {
         published_key(name): t
         for name, t in model.state_dict().items()
-        if not (tied and name == TIED_HEAD) and (lcdrive or not name.startswith(LCDRIVE_MODULES))
+        if not (tied and name == TIED_HEAD) and (lcdrive or not name.startswith(OUR_MODULES))
     }
     on_meta = [n for n, t in tensors.items() if t.is_meta]
     if on_meta:

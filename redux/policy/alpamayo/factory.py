@@ -7,6 +7,7 @@ need the published tokenizer directory, since Qwen's vocabulary cannot be rebuil
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import torch
@@ -55,6 +56,8 @@ def build_alpamayo(cfg: PolicyConfig, device: str | torch.device = "cpu") -> Alp
     unless ``policy.checkpoint`` names published weights, its parameters made on ``device``
     (a 10 B model is never first made on the host)."""
     preset = get_preset(cfg.preset)
+    if cfg.plan_units is not None:
+        preset = replace(preset, plan_units=cfg.plan_units)
     tokenizer = tokenizer_for(cfg)
     if cfg.checkpoint is None:
         with torch.device(device):

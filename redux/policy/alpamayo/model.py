@@ -12,6 +12,8 @@ LCDrive adds two light modules: ``latent_head`` predicts a world-model latent fr
 backbone's hidden state and ``latent_in_proj`` turns a latent into the input embedding
 of the next position, so latent reasoning is a sequence the backbone itself consumes.
 ``reasoning_probe`` reads a latent trace and names the closed-set decision it implies.
+``plan_units`` holds the per-waypoint units the expert plans in (identity for the
+published presets).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextModel
 
 from redux.policy.action_space import HORIZON
 from redux.policy.alpamayo.action_projection import ActionInProjection, ActionSpaceStats
+from redux.policy.alpamayo.plan_units import PlanUnits
 from redux.policy.alpamayo.presets import ModelPreset
 from redux.sim_bridge.minisim.vocabulary import DECISIONS, FACTORS, META_LANE, META_LATERAL, META_LONGITUDINAL
 
@@ -136,6 +139,7 @@ class AlpamayoR1(nn.Module):
         )  # fmt: skip
         self.action_out_proj = nn.Linear(preset.expert_hidden, 2)
         self.action_space = ActionSpaceStats()
+        self.plan_units = PlanUnits(preset.plan_units)
         self.latent_head = nn.Sequential(
             nn.Linear(preset.hidden, preset.hidden), nn.SiLU(), nn.Linear(preset.hidden, preset.latent_dim)
         )
@@ -213,7 +217,7 @@ class AlpamayoR1(nn.Module):
 
     # --- expert ---------------------------------------------------------------------
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, prefix: "ExpertPrefix") -> torch.Tensor:
-        """The flow's velocity for noisy normalised actions ``x_t`` (N, 64, 2) at times ``t`` (N,)."""
+        """The flow's velocity for noisy plans ``x_t`` (N, 64, 2) in ``plan_units`` at times ``t`` (N,)."""
         tokens = self.action_in_proj(x_t, t)
         cache = DynamicCache(ddp_cache_data=prefix.key_values)
         hidden = self.expert(

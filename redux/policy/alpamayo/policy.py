@@ -124,17 +124,19 @@ class AlpamayoPolicy:
         return reason(self.model, self.ids, prompt, self.cfg.reasoning, num_samples, sampling, self.generator)
 
     def _plan(self, prefix, n: int, greedy: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n, 64, 2) normalised plans from the flow expert on ``prefix``, and their log-probs."""
+        """(n, 64, 2) normalised plans from the flow expert on ``prefix``, and their log-probs (of the
+        sampling chain in the expert's plan units: GRPO compares them only within one model's units)."""
 
         def velocity(x, t):
             return self.model.velocity(x, t, prefix)
 
+        units = self.model.plan_units
         if greedy:
             start = torch.zeros(n, 64, 2, device=self.device)
-            return euler_sample(velocity, start, self.flow_steps), torch.zeros(n, device=self.device)
+            return units.from_flow(euler_sample(velocity, start, self.flow_steps)), torch.zeros(n, device=self.device)
         noise = torch.randn(n, 64, 2, generator=self.generator, device=self.device)
         sample = sde_sample(velocity, noise, self.flow_steps, self.cfg.sde_noise, self.generator)
-        return sample.actions, sample.log_prob
+        return units.from_flow(sample.actions), sample.log_prob
 
     def _clock(self) -> float:
         """Now, once the accelerator has finished what was queued (kernels run asynchronously)."""

@@ -36,10 +36,16 @@ class TeacherForcedBatch:
 
 
 def teacher_forced_losses(
-    model: AlpamayoR1, batch: TeacherForcedBatch, stop_id: int, generator=None, flow_trains_backbone: bool = False
+    model: AlpamayoR1,
+    batch: TeacherForcedBatch,
+    stop_id: int,
+    generator=None,
+    flow_trains_backbone: bool = False,
+    flow_samples: int = 1,
 ) -> dict[str, torch.Tensor]:
     """Per-part losses (unweighted); token losses are per category, averaged over that category's tokens.
-    ``flow_trains_backbone``: the expert reads the cache with its gradient (published: detached)."""
+    ``flow_trains_backbone``: the expert reads the cache with its gradient (published: detached).
+    ``flow_samples``: noise draws (and flow times) per decision, each a row of the expert on the same prefix."""
     prompt, targets = batch.prompt, batch.target_ids
     b, length = prompt.input_ids.shape
     sequence = torch.cat([prompt.input_ids, targets], dim=1)
@@ -92,9 +98,9 @@ def teacher_forced_losses(
     stop_at = torch.where(is_stop.any(1), is_stop.int().argmax(1), torch.full((b,), length - 1))
     valid = attention & (index[None, :] <= stop_at[:, None])
     prefix = ExpertPrefix.from_cache(cache, valid, stop_at + 1 + deltas.reshape(-1), detach=not flow_trains_backbone)
-    x = batch.target_actions.float()
+    x = model.plan_units.to_flow(batch.target_actions.float()).repeat_interleave(flow_samples, 0)
     noise = torch.randn(x.shape, generator=generator)
-    t = sample_training_time(b, generator)
-    predicted_velocity = model.velocity(noisy_actions(x, noise, t), t, prefix)
+    t = sample_training_time(len(x), generator)
+    predicted_velocity = model.velocity(noisy_actions(x, noise, t), t, prefix.repeat(flow_samples))
     losses["flow"] = flow_matching_loss(predicted_velocity, x, noise)
     return losses
