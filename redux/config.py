@@ -115,9 +115,10 @@ class PolicyConfig(_Section):
         None, description="a checkpoint of one of our runs (or its run directory: the newest) whose weights the network starts from"
     )
     flow_steps: int | None = Field(None, ge=1, description="Euler/SDE steps of the flow expert; None = the preset's (10)")
-    plan_units: Literal["published", "minisim"] | None = Field(
-        None, description="units the flow expert plans in (a checkpoint keeps its own); None = the preset's: minisim "
-        "(per-waypoint standardised) for the embedded presets, published for the real ones",
+    plan_units: Literal["published", "minisim"] = Field(
+        "published",
+        description="alpamayo: units the flow expert plans in (a checkpoint keeps its own): published = the published "
+        "normalisation; minisim = standardised per waypoint on minisim's demonstrations (redux policy plan-units)",
     )
     sde_noise: float = Field(0.2, ge=0.0, description="noise level of SDE plan sampling (its log-probs feed GRPO)")
     temperature: float = Field(0.6, gt=0.0, description="reasoning-token sampling temperature")

@@ -515,24 +515,28 @@ def test_a_few_bc_steps_on_one_batch_lower_the_loss():
 
 
 def _still_expert(seed: int = 0):
-    """A model whose expert's velocity is zero everywhere: its plans are the origin of its units."""
-    still = new_model(seed)
+    """A model in minisim units whose expert's velocity is zero everywhere: its plans are the origin of its units."""
+    torch.manual_seed(seed)
+    still = build_alpamayo(PolicyConfig(kind="alpamayo", preset="tiny", plan_units="minisim")).eval()
     with torch.no_grad():
         still.action_out_proj.weight.zero_()
         still.action_out_proj.bias.zero_()
     return still
 
 
-def test_embedded_presets_plan_in_minisim_units_and_real_ones_in_the_published(model):
-    from redux.policy.alpamayo.info import meta_model
+def test_the_configured_plan_units_are_buffers_of_the_weights(model):
     from redux.policy.alpamayo.plan_units import MINISIM_STATS, read_stats
 
     shift, scale = read_stats(MINISIM_STATS)
-    assert model.plan_units.units == "minisim"
-    np.testing.assert_array_equal(model.plan_units.shift.numpy(), shift)
-    np.testing.assert_array_equal(model.plan_units.scale.numpy(), scale)
-    assert meta_model("alpamayo-r1-10b").plan_units.units == "published"
+    minisim = _still_expert()
+    assert minisim.plan_units.units == "minisim" and model.plan_units.units == "published"
+    np.testing.assert_array_equal(minisim.plan_units.shift.numpy(), shift)
+    np.testing.assert_array_equal(minisim.plan_units.scale.numpy(), scale)
     assert "plan_units.shift" in model.state_dict() and "plan_units.scale" in model.state_dict()
+    # a checkpoint keeps its units: loading minisim weights into a published-units model takes them
+    published = new_model(1)
+    published.load_state_dict(minisim.state_dict())
+    np.testing.assert_array_equal(published.plan_units.scale.numpy(), scale)
 
 
 def test_the_policy_maps_its_plans_out_of_the_expert_units(obs):

@@ -7,7 +7,6 @@ need the published tokenizer directory, since Qwen's vocabulary cannot be rebuil
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import lru_cache
 
 import torch
@@ -56,18 +55,16 @@ def build_alpamayo(cfg: PolicyConfig, device: str | torch.device = "cpu") -> Alp
     unless ``policy.checkpoint`` names published weights, its parameters made on ``device``
     (a 10 B model is never first made on the host)."""
     preset = get_preset(cfg.preset)
-    if cfg.plan_units is not None:
-        preset = replace(preset, plan_units=cfg.plan_units)
     tokenizer = tokenizer_for(cfg)
     if cfg.checkpoint is None:
         with torch.device(device):
-            model = AlpamayoR1(preset, vocabulary_ids(tokenizer, preset))
+            model = AlpamayoR1(preset, vocabulary_ids(tokenizer, preset), cfg.plan_units)
     else:
         from redux.policy.alpamayo.checkpoint import load_published_checkpoint
 
         # on meta first: the 10 B model is never materialised twice (random, then loaded)
         with torch.device("meta"):
-            model = AlpamayoR1(preset, vocabulary_ids(tokenizer, preset))
+            model = AlpamayoR1(preset, vocabulary_ids(tokenizer, preset), cfg.plan_units)
         load_published_checkpoint(model, cfg.checkpoint)
         model.to(device)
     model.tokenizer = tokenizer

