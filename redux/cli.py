@@ -364,10 +364,10 @@ def policy_plan_units(
     config: Annotated[Path, typer.Option(help="the recipe whose demonstrations set the units")] = Path("configs/teacher.yaml"),
     sessions: Annotated[int, typer.Option(help="minisim sessions driven at once")] = 32,
     calls: Annotated[int, typer.Option(help="generator calls of actors.rollout_steps decisions per session")] = 32,
-    out: Annotated[Optional[Path], typer.Option(help="where to write; default: the units the embedded presets ship with")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="where to write; default: the shipped minisim units")] = None,
     set_: SetOpt = None,
 ):
-    """Measure the per-waypoint units the embedded presets' flow expert plans in from expert demonstrations."""
+    """Measure the per-waypoint `policy.plan_units: minisim` from the recipe's expert demonstrations."""
     import numpy as np
     from rich.progress import Progress
 

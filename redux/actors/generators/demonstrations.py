@@ -24,7 +24,7 @@ def record_demonstrations(
     cfg = cfg.model_copy(deep=True)
     cfg.sim.sessions_per_actor, cfg.actors.num = sessions, 1
     # the replica only shapes the model inputs here (the expert drives), so measuring the
-    # embedded presets' plan units must not need them
+    # minisim plan units must not need them (nor a file of them)
     cfg.policy.plan_units = "published"
     generator = BehaviourCloningGenerator(cfg, 0)
     records: list[RolloutRecord] = []

@@ -6,9 +6,10 @@ of such a plan ``a``, with (64, 2) buffers stored in the weights, and the policy
 samples back. ``published`` is the identity: what the real checkpoint was trained in.
 ``minisim`` scales minisim's expert demonstrations to zero mean and unit spread per
 waypoint and axis. Under the published normalisation minisim's next-second curvature
-spreads by 0.35–0.6 units against 1.0–1.1 for acceleration, so a squared error weighs a
-steering miss at a fifth to two-fifths of a speed miss, and the flow noise (unit spread
-everywhere) swamps the steering first; docs/benchmarks.md ("Two stages") measures it.
+spreads by 0.6–0.8 units against 1.2 for acceleration (the shipped statistics), so a
+squared error weighs a steering miss at a quarter to a half of a speed miss, and the flow
+noise (unit spread everywhere) swamps the steering first; docs/benchmarks.md ("Two
+stages") measures what that costs.
 
 The minisim statistics ship as ``minisim_plan_units.json``, written by
 ``redux policy plan-units`` from the demonstrations the teacher recipe trains on.
