@@ -560,14 +560,12 @@ def test_the_flow_loss_is_scored_in_the_expert_units(prompt, obs):
     assert not torch.allclose(flow, ((batch.target_actions - noise) ** 2).mean(), rtol=1e-3)
 
 
-def test_several_flow_samples_are_each_decision_repeated(model, ids, obs):
+def test_several_flow_samples_are_each_decision_repeated(model, ids, prompt, obs):
     """K noise draws on one backbone pass score exactly what K copies of each decision would."""
     k = 2
-    policy = AlpamayoPolicy(model, model.tokenizer, config("none"))
-    once = policy.model_inputs(obs)
-    batch = _teacher_forced_batch(model, model.prompts.build(once["frames"], once["ego_history"]), obs, "coc")
+    batch = _teacher_forced_batch(model, prompt, obs, "coc")
     copies = [o for o in obs for _ in range(k)]
-    inputs = policy.model_inputs(copies)
+    inputs = AlpamayoPolicy(model, model.tokenizer, config("none")).model_inputs(copies)
     repeated = TeacherForcedBatch(
         prompt=model.prompts.build(inputs["frames"], inputs["ego_history"]),
         target_ids=batch.target_ids.repeat_interleave(k, 0),
