@@ -120,6 +120,11 @@ class PolicyConfig(_Section):
         description="alpamayo: units the flow expert plans in (a checkpoint keeps its own): published = the published "
         "normalisation; minisim = standardised per waypoint on minisim's demonstrations (redux policy plan-units)",
     )
+    flow_prediction: Literal["velocity", "data"] = Field(
+        "velocity",
+        description="alpamayo: what the flow expert outputs. velocity = the flow's velocity (published); data = "
+        "the clean plan, trained by its squared error, the velocity (x̂ − x_t)/(1 − t) derived for sampling",
+    )
     sde_noise: float = Field(0.2, ge=0.0, description="noise level of SDE plan sampling (its log-probs feed GRPO)")
     temperature: float = Field(0.6, gt=0.0, description="reasoning-token sampling temperature")
     top_p: float = Field(0.98, gt=0.0, le=1.0)

@@ -53,6 +53,22 @@ def velocity_target(x: Tensor, noise: Tensor) -> Tensor:
     return x - noise
 
 
+def velocity_from_data(predicted_data: Tensor, x_t: Tensor, t: Tensor | float) -> Tensor:
+    """The velocity (x̂ − x_t) / (1 − t) implied by a prediction x̂ of the data at (x_t, t).
+
+    On this path ε = (x_t − t·x) / (1 − t), so x − ε = (x − x_t) / (1 − t). Samplers
+    stop at t ≤ 1 − 1/steps and training at T_MAX, so the floor only guards misuse.
+    """
+    remaining = (1.0 - _broadcast_time(t, x_t)).clamp(min=1.0 - T_MAX)
+    return (predicted_data - x_t) / remaining
+
+
+def data_prediction_loss(predicted_data: Tensor, x: Tensor) -> Tensor:
+    """Mean squared error of the predicted data: the velocity loss weighted by (1 − t)²,
+    which neither vanishes nor explodes at either end of the path."""
+    return ((predicted_data - x) ** 2).mean()
+
+
 def flow_matching_loss(predicted_velocity: Tensor, x: Tensor, noise: Tensor, mask: Tensor | None = None) -> Tensor:
     """Mean squared error to x − ε over all elements of the kept samples.
 

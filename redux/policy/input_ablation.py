@@ -15,7 +15,9 @@ For each, the mean absolute change of the planned curvature and acceleration ove
 first ``horizon_steps`` is reported beside two yardsticks measured on the same states:
 the real plan's error to the expert's plan, and the expert plan's own spread around its
 mean (what a policy that ignores everything misses). A change far below the spread
-means the policy does not use that input.
+means the policy does not use that input. The real plan's own spread and how far its
+mean lies from the expert's tell a plan that barely varies (it plans one thing
+everywhere) and one that is off to one side on average (it drifts).
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def expert_drive_observations(sim: SimConfig, scene_ids: Sequence[int], every: i
 def measure_input_use(policy, batches: Iterator[list[Observation]], horizon_steps: int = HORIZON_STEPS) -> list[dict]:
     """One row per ablation (and the two yardsticks): mean |Δ curvature| (1/m) and |Δ acceleration| (m/s²)."""
     changes: dict[str, list[np.ndarray]] = {name: [] for name in ABLATIONS}
-    errors, experts = [], []
+    errors, experts, reals = [], [], []
 
     def plan(observations: list[Observation]) -> np.ndarray:
         return policy.act(observations, num_samples=1, greedy=True).actions[:, 0, :horizon_steps].astype(np.float64)
@@ -98,6 +100,7 @@ def measure_input_use(policy, batches: Iterator[list[Observation]], horizon_step
         expert = np.stack([o.labels["expert_actions"][:horizon_steps] for o in observations]).astype(np.float64)
         errors.append(np.abs(real - expert))
         experts.append(expert)
+        reals.append(real)
         for name, ablate in ABLATIONS.items():
             changes[name].append(np.abs(plan(ablate(observations)) - real))
     if not experts:
@@ -120,6 +123,9 @@ def measure_input_use(policy, batches: Iterator[list[Observation]], horizon_step
     rows = [row(name, "plan change", np.concatenate(values)) for name, values in changes.items()]
     rows.append(row("all (real plan)", "error to the expert", np.concatenate(errors)))
     rows.append(row("all (expert)", "spread around its mean", spread))
+    real = np.concatenate(reals)
+    rows.append(row("all (real plan's spread)", "spread around its mean", np.abs(real - real.mean(axis=0, keepdims=True))))
+    rows.append(row("all (real plan's mean)", "off the expert's mean", np.abs(real.mean(axis=0) - expert.mean(axis=0))[None]))
     return rows
 
 

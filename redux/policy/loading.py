@@ -35,10 +35,17 @@ def find_weights(path: Path) -> Path:
     return candidates[-1]
 
 
+def checkpoint_weights(weights: Path) -> dict:
+    """The named tensors of a ``policy.weights`` file, older checkpoints brought to the current layout."""
+    from redux.policy.alpamayo.plan_units import with_units_of_older_checkpoints
+
+    return with_units_of_older_checkpoints(decode_tensors(weights.read_bytes()))
+
+
 def load_initial_weights(model, spec: str) -> None:
     """Start ``model`` from a run's checkpoint (a staged recipe's earlier stage). Every tensor
     must match: a checkpoint of another preset or vocabulary is refused with the mismatch."""
-    named = decode_tensors(find_weights(Path(spec)).read_bytes())
+    named = checkpoint_weights(find_weights(Path(spec)))
     try:
         model.load_state_dict(named, strict=True)
     except RuntimeError as error:
@@ -63,7 +70,7 @@ def load_checkpoint_policy(path: Path, cfg: RunConfig):
     # Its weights are all here, so the run's starting point need not exist any more.
     trained.policy.init_from = None
     policy = make_policy_replica(trained.policy, trained.sim, seed=cfg.seed)
-    policy.load_weights(decode_tensors(weights.read_bytes()), version=0)
+    policy.load_weights(checkpoint_weights(weights), version=0)
     return policy
 
 

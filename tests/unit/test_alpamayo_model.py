@@ -13,7 +13,7 @@ from redux.learner.batch import collate
 from redux.learner.objectives import make_objective
 from redux.policy.alpamayo import policy as policy_module
 from redux.policy.alpamayo.factory import build_alpamayo
-from redux.policy.alpamayo.model import ExpertPrefix
+from redux.policy.alpamayo.model import AlpamayoR1, ExpertPrefix
 from redux.policy.alpamayo.policy import AlpamayoPolicy
 from redux.policy.alpamayo.presets import get_preset
 from redux.policy.alpamayo.reasoning import (
@@ -22,7 +22,7 @@ from redux.policy.alpamayo.reasoning import (
 from redux.policy.alpamayo.targets import IGNORE, LATENT, STRUCTURE, TRAJECTORY, TargetBuilder
 from redux.policy.alpamayo.training import TeacherForcedBatch, teacher_forced_losses
 from redux.policy.action_space import normalise
-from redux.policy.flow_matching import sde_log_prob
+from redux.policy.flow_matching import euler_sample, sde_log_prob
 from redux.policy.trajectory_tokens import FUTURE_BINS
 from redux.sim_bridge.minisim.vocabulary import FACTORS
 from redux.sim_bridge.session import Observation
@@ -558,6 +558,38 @@ def test_the_flow_loss_is_scored_in_the_expert_units(prompt, obs):
     in_units = (batch.target_actions - still.plan_units.shift) / still.plan_units.scale
     torch.testing.assert_close(flow, ((in_units - noise) ** 2).mean())
     assert not torch.allclose(flow, ((batch.target_actions - noise) ** 2).mean(), rtol=1e-3)
+
+
+def test_a_data_predicting_expert_plans_its_prediction_from_any_noise(prefix_and_valid):
+    """With flow_prediction=data the expert's output is the plan: a constant output is where
+    Euler lands from any start, while the same output read as a velocity only shifts the start."""
+    prefix, _ = prefix_and_valid
+    constant = torch.tensor([0.7, -0.4])
+    landed = {}
+    for kind in ("data", "velocity"):
+        torch.manual_seed(0)
+        expert = build_alpamayo(PolicyConfig(kind="alpamayo", preset="tiny", flow_prediction=kind)).eval()
+        with torch.no_grad():
+            expert.action_out_proj.weight.zero_()
+            expert.action_out_proj.bias.copy_(constant)
+        start = 3.0 * torch.randn(B, 64, 2, generator=torch.Generator().manual_seed(1))
+        with torch.inference_mode():
+            landed[kind] = euler_sample(lambda x, t: expert.velocity(x, t, prefix), start, 5)
+    torch.testing.assert_close(landed["data"], constant.expand(B, 64, 2), rtol=0, atol=1e-5)
+    torch.testing.assert_close(landed["velocity"], start + constant, rtol=0, atol=1e-5)
+
+
+def test_a_data_predicting_expert_is_scored_on_the_plan(prompt, obs):
+    torch.manual_seed(0)
+    still = build_alpamayo(PolicyConfig(kind="alpamayo", preset="tiny", flow_prediction="data")).eval()
+    with torch.no_grad():
+        still.action_out_proj.weight.zero_()
+        still.action_out_proj.bias.zero_()
+    batch = _teacher_forced_batch(still, prompt, obs, "coc")
+    flow = _losses(still, batch, still.prompts.ids)["flow"]
+    torch.testing.assert_close(flow, (batch.target_actions**2).mean())  # the prediction is 0, whatever the noise
+    with pytest.raises(ValueError, match="flow_prediction"):
+        AlpamayoR1(still.preset, still.ids, flow_prediction="score")
 
 
 def test_several_flow_samples_are_each_decision_repeated(model, ids, prompt, obs):

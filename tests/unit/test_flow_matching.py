@@ -2,6 +2,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from redux.policy import flow_matching as F
 
@@ -60,6 +62,35 @@ def test_euler_follows_the_straight_path_exactly(steps):
     # the true field of a single straight path is constant, so Euler has no error
     out = F.euler_sample(lambda x, t: x1 - noise, noise, steps)
     torch.testing.assert_close(out, x1, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), t=st.floats(0.0, 0.999))
+def test_the_velocity_of_the_true_data_is_the_path_velocity(seed, t):
+    generator = torch.Generator().manual_seed(seed)
+    x, noise = torch.randn(2, 64, 2, generator=generator, dtype=torch.float64), torch.randn(2, 64, 2, generator=generator, dtype=torch.float64)
+    times = torch.full((2,), t, dtype=torch.float64)
+    x_t = F.noisy_actions(x, noise, times)
+    torch.testing.assert_close(F.velocity_from_data(x, x_t, times), x - noise, rtol=1e-6, atol=1e-6 / (1 - t))
+
+
+@pytest.mark.parametrize("steps", [1, 3, 10])
+def test_euler_on_a_data_prediction_lands_on_its_last_prediction(steps):
+    """Whatever the start, the last Euler step (t = 1 − 1/steps) moves x onto the predicted data."""
+    target = torch.randn(3, 64, 2, dtype=torch.float64)
+    start = 5.0 * torch.randn(3, 64, 2, dtype=torch.float64)
+    out = F.euler_sample(lambda x, t: F.velocity_from_data(target, x, t), start, steps)
+    torch.testing.assert_close(out, target, rtol=0, atol=1e-9)
+
+
+def test_the_data_prediction_loss_is_the_velocity_loss_weighted_by_the_remaining_time():
+    generator = torch.Generator().manual_seed(4)
+    x, noise, guess = (torch.randn(4, 64, 2, generator=generator, dtype=torch.float64) for _ in range(3))
+    t = torch.tensor([0.0, 0.3, 0.7, 0.95], dtype=torch.float64)
+    x_t = F.noisy_actions(x, noise, t)
+    velocity_error = (F.velocity_from_data(guess, x_t, t) - (x - noise)) ** 2
+    weighted = (velocity_error * (1 - t)[:, None, None] ** 2).mean()
+    torch.testing.assert_close(F.data_prediction_loss(guess, x), weighted)
 
 
 def test_euler_passes_the_grid_times():

@@ -51,12 +51,15 @@ def test_the_expert_drive_is_sampled_every_k_steps_with_its_labels():
 
 def test_a_policy_that_reads_nothing_changes_nothing():
     rows = {r["input"]: r for r in measure_input_use(ConstantVelocity(), iter(_expert_drive(every=10)))}
-    assert set(rows) == {*ABLATIONS, "all (real plan)", "all (expert)"}
+    assert set(rows) == {*ABLATIONS, "all (real plan)", "all (expert)", "all (real plan's spread)", "all (real plan's mean)"}
     for name in ABLATIONS:
         assert rows[name]["curvature_per_m"] == 0.0 and rows[name]["acceleration_m_s2"] == 0.0
     assert rows["all (expert)"]["curvature_share_of_spread"] == pytest.approx(1.0)
     assert rows["all (real plan)"]["acceleration_m_s2"] > 0  # the expert does accelerate and brake
     assert all(r["decisions"] == 10 for r in rows.values())
+    # constant-velocity never plans an acceleration: no spread of its own, and off the braking expert's mean
+    assert rows["all (real plan's spread)"]["acceleration_m_s2"] == 0.0
+    assert rows["all (real plan's mean)"]["acceleration_m_s2"] > 0
 
 
 def test_nothing_to_measure_is_a_clear_error():

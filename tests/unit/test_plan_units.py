@@ -61,3 +61,24 @@ def test_bad_units_and_bad_statistics_are_refused(tmp_path):
     path.write_text(json.dumps({"shift": [0.0], "scale": [1.0]}))
     with pytest.raises(ValueError, match="must be"):
         read_stats(path)
+
+
+def test_a_checkpoint_from_before_plan_units_loads_in_the_published_units(tmp_path):
+    from redux.buffer.codec import encode_tensors
+    from redux.config import PolicyConfig
+    from redux.policy.alpamayo.factory import build_alpamayo
+    from redux.policy.loading import checkpoint_weights
+
+    older = build_alpamayo(PolicyConfig(kind="alpamayo", preset="tiny")).state_dict()
+    older = {k: v for k, v in older.items() if not k.startswith("plan_units.")}
+    path = tmp_path / "policy.weights"
+    path.write_bytes(encode_tensors(older))
+    into = build_alpamayo(PolicyConfig(kind="alpamayo", preset="tiny", plan_units="minisim"))
+    into.load_state_dict(checkpoint_weights(path), strict=True)
+    assert torch.equal(into.plan_units.shift, torch.zeros(HORIZON, 2)) and torch.equal(into.plan_units.scale, torch.ones(HORIZON, 2))
+    # a checkpoint that has units keeps its own, and other policies' weights are left alone
+    current = {"action_out_proj.weight": torch.zeros(2, 4), "plan_units.shift": torch.full((HORIZON, 2), 3.0)}
+    path.write_bytes(encode_tensors(current))
+    assert checkpoint_weights(path).keys() == current.keys()
+    path.write_bytes(encode_tensors({"head.weight": torch.zeros(2)}))
+    assert list(checkpoint_weights(path)) == ["head.weight"]

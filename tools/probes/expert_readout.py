@@ -2,12 +2,16 @@
 
     python tools/probes/expert_readout.py runs/probe-data.pkl runs/teacher/checkpoints/step00000500 --steps 200
     python tools/probes/expert_readout.py runs/probe-data.pkl CKPT --vision-only    # action tokens see the image only
+    python tools/probes/expert_readout.py runs/probe-data.pkl --plan-units minisim --flow-prediction data   # fresh weights
 
 Each decision's teacher-forced prefix (prompt and target reasoning up to
 ``<|traj_future_start|>``, as the learner builds it) is computed once with the
-checkpoint's weights and kept. Then only the expert, ``action_in_proj`` and
-``action_out_proj`` train, by flow matching in the checkpoint's plan units with
-``--flow-samples`` noise draws per decision, on the first 80 % of the recording. Every
+checkpoint's weights (or fresh ones, with the units and parameterisation given) and
+kept. Then only the expert, ``action_in_proj`` and ``action_out_proj`` train, by the
+learner's flow loss in the network's plan units and ``flow_prediction`` with
+``--flow-samples`` noise draws per decision (or, ``--objective regression``, by the
+squared error of the plan it outputs from an all-zero input at t = 0), on the first
+80 % of the recording. Every
 100 steps greedy plans on the last 20 % are scored by the R² of the next second's mean
 curvature, the curvature 3–4 s ahead and the next second's acceleration.
 """
@@ -25,9 +29,10 @@ from redux.config import load_config
 from redux.learner.batch import collate
 from redux.learner.objectives.vla import BATCH_KEYS, to_teacher_forced
 from redux.policy.alpamayo.model import ExpertPrefix
-from redux.policy.alpamayo.training import teacher_forced_losses
-from redux.policy.flow_matching import euler_sample, flow_matching_loss, noisy_actions, sample_training_time
+from redux.policy.alpamayo.training import flow_loss, teacher_forced_losses
+from redux.policy.flow_matching import euler_sample
 from redux.policy.loading import make_policy, with_policy_inputs
+from redux.policy.torch_engine import make_policy_replica
 from vision_readout import summary  # the probes' three numbers of a plan
 
 CHUNK = 64
@@ -36,13 +41,13 @@ CHUNK = 64
 def cached_prefixes(model, data: dict, vision_only: bool) -> list[tuple[int, int, ExpertPrefix]]:
     """(start, end, prefix) per chunk of decisions: the prefix the learner's expert reads."""
     seen = {}
-    velocity = model.velocity
+    expert_output = model.expert_output
 
     def capture(x, t, prefix):
         seen["prefix"] = prefix
         return torch.zeros_like(x)
 
-    model.velocity = capture
+    model.expert_output = capture
     chunks = []
     try:
         with torch.no_grad():
@@ -61,7 +66,7 @@ def cached_prefixes(model, data: dict, vision_only: bool) -> list[tuple[int, int
                     prefix.attention_mask = torch.where(keep[:, None, None, :], prefix.attention_mask, blocked)
                 chunks.append((start, start + len(rows["frames"]), prefix))
     finally:
-        model.velocity = velocity
+        model.expert_output = expert_output
     return chunks
 
 
@@ -70,21 +75,40 @@ def rows_of(prefix: ExpertPrefix, rows: torch.Tensor) -> ExpertPrefix:
     return ExpertPrefix(pairs, prefix.attention_mask[rows], prefix.action_positions[:, rows])
 
 
+def plan_of(model, prefix: ExpertPrefix, n: int, objective: str) -> torch.Tensor:
+    """Greedy plans in the network's units: Euler from zero, or the regression's one output."""
+    zero = torch.zeros(n, 64, 2)
+    if objective == "regression":
+        return model.expert_output(zero, zero[:, 0, 0], prefix)
+    return euler_sample(lambda x, t: model.velocity(x, t, prefix), zero, 10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="a recording made by record.py")
-    parser.add_argument("policy", help="a checkpoint of one of our alpamayo runs")
+    parser.add_argument("policy", nargs="?", help="a checkpoint of one of our alpamayo runs; omitted: fresh weights")
     parser.add_argument("--config", default="configs/teacher.yaml")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--flow-samples", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--plan-units", choices=["published", "minisim"], help="fresh weights: policy.plan_units")
+    parser.add_argument("--flow-prediction", choices=["velocity", "data"], help="fresh weights: policy.flow_prediction")
+    parser.add_argument("--objective", choices=["flow", "regression"], default="flow")
     parser.add_argument("--vision-only", action="store_true", help="mask every cache position but the image's")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = make_policy(args.policy, with_policy_inputs(load_config(args.config), args.policy)).model
+    cfg = load_config(args.config)
+    if args.policy:
+        if args.plan_units or args.flow_prediction:
+            parser.error("--plan-units and --flow-prediction set up fresh weights; a checkpoint keeps its own")
+        model = make_policy(args.policy, with_policy_inputs(cfg, args.policy)).model
+    else:
+        cfg.policy.plan_units = args.plan_units or cfg.policy.plan_units
+        cfg.policy.flow_prediction = args.flow_prediction or cfg.policy.flow_prediction
+        model = make_policy_replica(cfg.policy, cfg.sim, seed=0).model
     with open(args.data, "rb") as f:
         records = pickle.load(f)
     data = collate(records, [k for k in BATCH_KEYS if k in records[0].tensors])
@@ -107,21 +131,19 @@ def main() -> None:
     for step in range(args.steps + 1):
         if step % 100 == 0:
             with torch.no_grad():
-                predicted = torch.cat([
-                    summary(units.from_flow(euler_sample(lambda x, t, p=p: model.velocity(x, t, p), torch.zeros(hi - lo, 64, 2), 10)))
-                    for lo, hi, p in held_out
-                ])  # fmt: skip
+                predicted = torch.cat([summary(units.from_flow(plan_of(model, p, hi - lo, args.objective))) for lo, hi, p in held_out])
             wanted = summary(plans[held_out[0][0] : held_out[0][0] + len(predicted)])
             r2 = 1 - ((predicted - wanted) ** 2).mean(0) / wanted.var(0)
             print(f"step {step} ({time.time() - start:.0f} s): held-out R² next-second curvature {r2[0]:.2f}, "
                   f"curvature 3–4 s {r2[1]:.2f}, next-second acceleration {r2[2]:.2f}", flush=True)  # fmt: skip
         lo, hi, prefix = train[rng.integers(len(train))]
         rows = torch.from_numpy(rng.choice(hi - lo, min(args.batch, hi - lo), replace=False))
-        x = units.to_flow(plans[lo:hi][rows]).repeat_interleave(k, 0)
-        noise, t = torch.randn_like(x), sample_training_time(len(x))
-        loss = flow_matching_loss(
-            model.velocity(noisy_actions(x, noise, t), t, rows_of(prefix, rows).repeat(k)), x, noise
-        )
+        if args.objective == "regression":
+            zero = torch.zeros(len(rows), 64, 2)
+            planned = model.expert_output(zero, zero[:, 0, 0], rows_of(prefix, rows))
+            loss = ((planned - units.to_flow(plans[lo:hi][rows])) ** 2).mean()
+        else:
+            loss = flow_loss(model, plans[lo:hi][rows], rows_of(prefix, rows), k)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

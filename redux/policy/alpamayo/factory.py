@@ -58,13 +58,13 @@ def build_alpamayo(cfg: PolicyConfig, device: str | torch.device = "cpu") -> Alp
     tokenizer = tokenizer_for(cfg)
     if cfg.checkpoint is None:
         with torch.device(device):
-            model = AlpamayoR1(preset, vocabulary_ids(tokenizer, preset), cfg.plan_units)
+            model = AlpamayoR1(preset, vocabulary_ids(tokenizer, preset), cfg.plan_units, cfg.flow_prediction)
     else:
         from redux.policy.alpamayo.checkpoint import load_published_checkpoint
 
         # on meta first: the 10 B model is never materialised twice (random, then loaded)
         with torch.device("meta"):
-            model = AlpamayoR1(preset, vocabulary_ids(tokenizer, preset), cfg.plan_units)
+            model = AlpamayoR1(preset, vocabulary_ids(tokenizer, preset), cfg.plan_units, cfg.flow_prediction)
         load_published_checkpoint(model, cfg.checkpoint)
         model.to(device)
     model.tokenizer = tokenizer

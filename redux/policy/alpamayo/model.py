@@ -13,7 +13,9 @@ backbone's hidden state and ``latent_in_proj`` turns a latent into the input emb
 of the next position, so latent reasoning is a sequence the backbone itself consumes.
 ``reasoning_probe`` reads a latent trace and names the closed-set decision it implies.
 ``plan_units`` holds the per-waypoint units the expert plans in (the identity unless
-``policy.plan_units`` says otherwise).
+``policy.plan_units`` says otherwise). ``flow_prediction`` says what the expert's output
+means: the flow's velocity (published) or the clean plan, from which the velocity
+follows; samplers see a velocity either way.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ from redux.policy.action_space import HORIZON
 from redux.policy.alpamayo.action_projection import ActionInProjection, ActionSpaceStats
 from redux.policy.alpamayo.plan_units import PlanUnits
 from redux.policy.alpamayo.presets import ModelPreset
+from redux.policy.flow_matching import velocity_from_data
 from redux.sim_bridge.minisim.vocabulary import DECISIONS, FACTORS, META_LANE, META_LATERAL, META_LONGITUDINAL
+
+FLOW_PREDICTIONS = ("velocity", "data")
 
 # Qwen3-VL's own ids, used when the real tokenizer (not buildable here) defines the vocabulary
 QWEN_IMAGE_PAD, QWEN_VIDEO_PAD, QWEN_VISION_START, QWEN_VISION_END, QWEN_PAD = 151655, 151656, 151652, 151653, 151643
@@ -125,8 +130,13 @@ class ReasoningProbe(nn.Module):
 
 
 class AlpamayoR1(nn.Module):
-    def __init__(self, preset: ModelPreset, ids: VocabularyIds, plan_units: str = "published"):
+    def __init__(
+        self, preset: ModelPreset, ids: VocabularyIds, plan_units: str = "published", flow_prediction: str = "velocity"
+    ):
         super().__init__()
+        if flow_prediction not in FLOW_PREDICTIONS:
+            raise ValueError(f"flow_prediction must be one of {FLOW_PREDICTIONS}, got {flow_prediction!r}")
+        self.flow_prediction = flow_prediction
         self.preset = preset
         self.ids = ids
         config = backbone_config(preset, ids)
@@ -218,6 +228,13 @@ class AlpamayoR1(nn.Module):
     # --- expert ---------------------------------------------------------------------
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, prefix: "ExpertPrefix") -> torch.Tensor:
         """The flow's velocity for noisy plans ``x_t`` (N, 64, 2) in ``plan_units`` at times ``t`` (N,)."""
+        out = self.expert_output(x_t, t, prefix)
+        if self.flow_prediction == "data":
+            return velocity_from_data(out, x_t.float(), t.float())
+        return out
+
+    def expert_output(self, x_t: torch.Tensor, t: torch.Tensor, prefix: "ExpertPrefix") -> torch.Tensor:
+        """What the expert predicts at (x_t, t): the velocity, or the clean plan (``flow_prediction``)."""
         tokens = self.action_in_proj(x_t, t)
         cache = DynamicCache(ddp_cache_data=prefix.key_values)
         hidden = self.expert(

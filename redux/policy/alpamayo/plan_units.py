@@ -69,6 +69,15 @@ def write_stats(path: str | Path, shift: np.ndarray, scale: np.ndarray, provenan
     Path(path).write_text(f'{head},\n "shift": {rows(shift)},\n "scale": {rows(scale)}\n}}\n')
 
 
+def with_units_of_older_checkpoints(named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An Alpamayo state dict written before plan units existed planned in the published
+    units: it gets their (identity) buffers, so that its checkpoint still loads strictly."""
+    if "action_out_proj.weight" not in named or any(k.startswith("plan_units.") for k in named):
+        return named
+    shift, scale = plan_unit_stats("published")
+    return {**named, "plan_units.shift": torch.from_numpy(shift), "plan_units.scale": torch.from_numpy(scale)}
+
+
 class PlanUnits(nn.Module):
     """(64, 2) ``shift`` and ``scale`` buffers, persistent so a checkpoint says which units it plans in."""
 

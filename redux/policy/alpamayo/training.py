@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from redux.policy.alpamayo.model import AlpamayoR1, ExpertPrefix
 from redux.policy.alpamayo.prompt import PromptBatch
 from redux.policy.alpamayo.targets import CATEGORY_NAMES, IGNORE, LATENT
-from redux.policy.flow_matching import flow_matching_loss, noisy_actions, sample_training_time
+from redux.policy.flow_matching import data_prediction_loss, flow_matching_loss, noisy_actions, sample_training_time
 
 
 @dataclass
@@ -98,9 +98,19 @@ def teacher_forced_losses(
     stop_at = torch.where(is_stop.any(1), is_stop.int().argmax(1), torch.full((b,), length - 1))
     valid = attention & (index[None, :] <= stop_at[:, None])
     prefix = ExpertPrefix.from_cache(cache, valid, stop_at + 1 + deltas.reshape(-1), detach=not flow_trains_backbone)
-    x = model.plan_units.to_flow(batch.target_actions.float()).repeat_interleave(flow_samples, 0)
+    losses["flow"] = flow_loss(model, batch.target_actions, prefix, flow_samples, generator)
+    return losses
+
+
+def flow_loss(
+    model: AlpamayoR1, plans: torch.Tensor, prefix: ExpertPrefix, samples: int = 1, generator=None
+) -> torch.Tensor:
+    """The expert's loss on published-normalised ``plans`` (N, 64, 2) read from ``prefix``, in the
+    model's plan units and ``flow_prediction``, with ``samples`` noise draws and flow times per plan."""
+    x = model.plan_units.to_flow(plans.float()).repeat_interleave(samples, 0)
     noise = torch.randn(x.shape, generator=generator)
     t = sample_training_time(len(x), generator)
-    predicted_velocity = model.velocity(noisy_actions(x, noise, t), t, prefix.repeat(flow_samples))
-    losses["flow"] = flow_matching_loss(predicted_velocity, x, noise)
-    return losses
+    predicted = model.expert_output(noisy_actions(x, noise, t), t, prefix.repeat(samples))
+    if model.flow_prediction == "data":
+        return data_prediction_loss(predicted, x)
+    return flow_matching_loss(predicted, x, noise)
