@@ -421,13 +421,13 @@ def test_teacher_forced_prefix_is_the_decoded_one(model, ids, prompt, mode, monk
         latent_targets=None if reasoning.latents is None else reasoning.latents.clone(),
     )
     seen = {}
-    velocity = model.velocity
+    expert_output = model.expert_output
 
     def spy(x, t, prefix):
         seen["prefix"] = prefix
-        return velocity(x, t, prefix)
+        return expert_output(x, t, prefix)
 
-    monkeypatch.setattr(model, "velocity", spy)
+    monkeypatch.setattr(model, "expert_output", spy)
     _losses(model, batch, ids)
     trained = seen["prefix"]
     torch.testing.assert_close(trained.action_positions, decoded.action_positions, atol=0, rtol=0)
