@@ -21,9 +21,7 @@ import torch
 
 from redux.config import load_config
 from redux.learner.batch import collate
-from redux.policy.loading import make_policy, with_policy_inputs
-from redux.policy.torch_engine import make_policy_replica
-from vision_readout import summary  # the probes' three numbers of a plan
+from vision_readout import probe_network, summary  # the probes' network and three numbers of a plan
 
 RIDGE = (1.0, 10.0, 100.0, 1_000.0, 10_000.0)
 
@@ -70,10 +68,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = load_config(args.config)
-    if args.policy:
-        model = make_policy(args.policy, with_policy_inputs(cfg, args.policy)).model
-    else:
-        model = make_policy_replica(cfg.policy, cfg.sim, seed=0).model
+    model = probe_network(args.policy, cfg)
     model.eval()
     with open(args.data, "rb") as f:
         data = collate(pickle.load(f), ["frames", "ego_history", "target_actions"])

@@ -31,9 +31,7 @@ from redux.learner.objectives.vla import BATCH_KEYS, to_teacher_forced
 from redux.policy.alpamayo.model import ExpertPrefix
 from redux.policy.alpamayo.training import flow_loss, teacher_forced_losses
 from redux.policy.flow_matching import euler_sample
-from redux.policy.loading import make_policy, with_policy_inputs
-from redux.policy.torch_engine import make_policy_replica
-from vision_readout import summary  # the probes' three numbers of a plan
+from vision_readout import probe_network, summary  # the probes' network and three numbers of a plan
 
 CHUNK = 64
 
@@ -101,14 +99,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = load_config(args.config)
-    if args.policy:
-        if args.plan_units or args.flow_prediction:
-            parser.error("--plan-units and --flow-prediction set up fresh weights; a checkpoint keeps its own")
-        model = make_policy(args.policy, with_policy_inputs(cfg, args.policy)).model
-    else:
-        cfg.policy.plan_units = args.plan_units or cfg.policy.plan_units
-        cfg.policy.flow_prediction = args.flow_prediction or cfg.policy.flow_prediction
-        model = make_policy_replica(cfg.policy, cfg.sim, seed=0).model
+    if args.policy and (args.plan_units or args.flow_prediction):
+        parser.error("--plan-units and --flow-prediction set up fresh weights; a checkpoint keeps its own")
+    cfg.policy.plan_units = args.plan_units or cfg.policy.plan_units
+    cfg.policy.flow_prediction = args.flow_prediction or cfg.policy.flow_prediction
+    model = probe_network(args.policy, cfg)
     with open(args.data, "rb") as f:
         records = pickle.load(f)
     data = collate(records, [k for k in BATCH_KEYS if k in records[0].tensors])

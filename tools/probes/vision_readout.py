@@ -42,6 +42,16 @@ from redux.policy.text_tokenizer import token_ids
 QUERIES = 4
 
 
+def probe_network(policy: str | None, cfg):
+    """The network of a checkpoint of one of our runs, or (None) fresh weights of ``cfg.policy``."""
+    from redux.policy.loading import make_policy, with_policy_inputs
+    from redux.policy.torch_engine import make_policy_replica
+
+    if policy:
+        return make_policy(policy, with_policy_inputs(cfg, policy)).model
+    return make_policy_replica(cfg.policy, cfg.sim, seed=0).model
+
+
 def summary(plans: torch.Tensor) -> torch.Tensor:
     """(B, 64, 2) normalised plans → (B, 3): next-second curvature, curvature 3–4 s ahead, next-second accel."""
     return torch.stack([plans[:, :10, 1].mean(1), plans[:, 30:40, 1].mean(1), plans[:, :10, 0].mean(1)], dim=1)
