@@ -15,8 +15,8 @@ For each, the mean absolute change of the planned curvature and acceleration ove
 first ``horizon_steps`` is reported beside two yardsticks measured on the same states:
 the real plan's error to the expert's plan, and the expert plan's own spread around its
 mean (what a policy that ignores everything misses). A change far below the spread
-means the policy does not use that input. The real plan's own spread and how far its
-mean lies from the expert's tell a plan that barely varies (it plans one thing
+means the policy does not use that input. The real plan's own spread and its mean
+minus the expert's (signed) tell a plan that barely varies (it plans one thing
 everywhere) and one that is off to one side on average (it drifts).
 """
 
@@ -125,7 +125,8 @@ def measure_input_use(policy, batches: Iterator[list[Observation]], horizon_step
     rows.append(row("all (expert)", "spread around its mean", spread))
     real = np.concatenate(reals)
     rows.append(row("all (real plan's spread)", "spread around its mean", np.abs(real - real.mean(axis=0, keepdims=True))))
-    rows.append(row("all (real plan's mean)", "off the expert's mean", np.abs(real.mean(axis=0) - expert.mean(axis=0))[None]))
+    # signed: a plan that steers to one side of the expert everywhere drifts off the road
+    rows.append(row("all (real plan's mean)", "minus the expert's mean", (real.mean(axis=0) - expert.mean(axis=0))[None]))
     return rows
 
 

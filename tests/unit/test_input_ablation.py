@@ -7,6 +7,7 @@ from hypothesis.extra.numpy import arrays
 from redux.config import RunConfig
 from redux.policy.input_ablation import (
     ABLATIONS,
+    HORIZON_STEPS,
     expert_drive_observations,
     measure_input_use,
     straightened_history,
@@ -57,9 +58,12 @@ def test_a_policy_that_reads_nothing_changes_nothing():
     assert rows["all (expert)"]["curvature_share_of_spread"] == pytest.approx(1.0)
     assert rows["all (real plan)"]["acceleration_m_s2"] > 0  # the expert does accelerate and brake
     assert all(r["decisions"] == 10 for r in rows.values())
-    # constant-velocity never plans an acceleration: no spread of its own, and off the braking expert's mean
+    # constant-velocity never plans an acceleration: no spread of its own, and its mean is
+    # minus the expert's mean acceleration (signed)
     assert rows["all (real plan's spread)"]["acceleration_m_s2"] == 0.0
-    assert rows["all (real plan's mean)"]["acceleration_m_s2"] > 0
+    expert = np.stack([o.labels["expert_actions"][:HORIZON_STEPS, 0] for b in _expert_drive(every=10) for o in b])
+    assert abs(expert.mean()) > 1e-3  # else the check below would pass for an unsigned zero too
+    assert rows["all (real plan's mean)"]["acceleration_m_s2"] == pytest.approx(-expert.mean(), rel=1e-4)
 
 
 def test_nothing_to_measure_is_a_clear_error():
