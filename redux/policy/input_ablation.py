@@ -88,7 +88,8 @@ def expert_drive_observations(sim: SimConfig, scene_ids: Sequence[int], every: i
 
 
 def measure_input_use(policy, batches: Iterator[list[Observation]], horizon_steps: int = HORIZON_STEPS) -> list[dict]:
-    """One row per ablation (and the two yardsticks): mean |Δ curvature| (1/m) and |Δ acceleration| (m/s²)."""
+    """One row per ablation, then the yardsticks and the real plan's own spread and signed mean offset:
+    mean |Δ curvature| (1/m) and |Δ acceleration| (m/s²)."""
     changes: dict[str, list[np.ndarray]] = {name: [] for name in ABLATIONS}
     errors, experts, reals = [], [], []
 

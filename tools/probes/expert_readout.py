@@ -30,7 +30,7 @@ from redux.learner.batch import collate
 from redux.learner.objectives.vla import BATCH_KEYS, to_teacher_forced
 from redux.policy.alpamayo.model import ExpertPrefix
 from redux.policy.alpamayo.training import flow_loss, teacher_forced_losses
-from redux.policy.flow_matching import euler_sample
+from redux.policy.flow_matching import data_prediction_loss, euler_sample
 from vision_readout import probe_network, summary  # the probes' network and three numbers of a plan
 
 CHUNK = 64
@@ -134,9 +134,8 @@ def main() -> None:
         lo, hi, prefix = train[rng.integers(len(train))]
         rows = torch.from_numpy(rng.choice(hi - lo, min(args.batch, hi - lo), replace=False))
         if args.objective == "regression":
-            zero = torch.zeros(len(rows), 64, 2)
-            planned = model.expert_output(zero, zero[:, 0, 0], rows_of(prefix, rows))
-            loss = ((planned - units.to_flow(plans[lo:hi][rows])) ** 2).mean()
+            planned = plan_of(model, rows_of(prefix, rows), len(rows), args.objective)
+            loss = data_prediction_loss(planned, units.to_flow(plans[lo:hi][rows]))
         else:
             loss = flow_loss(model, plans[lo:hi][rows], rows_of(prefix, rows), k)
         optimiser.zero_grad()
