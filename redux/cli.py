@@ -248,7 +248,7 @@ def bench_driver(
 @bench_app.command("policy")
 def bench_policy(
     preset: Annotated[str, typer.Option(help="alpamayo preset: tiny, student, teacher, …")] = "tiny",
-    engine: Annotated[str, typer.Option(help="comma-separated engines: torch, vllm, vllm-tokens")] = "torch",
+    engine: Annotated[str, typer.Option(help="comma-separated engines: torch, torch-tokens, vllm, vllm-tokens")] = "torch",
     modes: Annotated[str, typer.Option(help="comma-separated reasoning modes")] = "none,coc,cfvla,lcdrive",
     batches: Annotated[str, typer.Option(help="comma-separated batch sizes for samples/s")] = "1,2,4,8",
     repeats: Annotated[int, typer.Option(help="timed calls per point (after warm-up)")] = 20,

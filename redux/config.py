@@ -85,11 +85,6 @@ class VllmConfig(_Section):
     replica_cpus: float = Field(
         0.5, gt=0.0, description="shared replicas: CPUs each replica actor reserves (its rollout actors then need little)"
     )
-    plan: Literal["flow", "trajectory_tokens"] = Field(
-        "flow",
-        description="flow: torch re-prefills prompt + reasoning and the flow expert plans (the published inference); "
-        "trajectory_tokens: vLLM also decodes the 128 discrete future tokens (needs policy.trajectory_tokens training)",
-    )
 
 
 class PolicyConfig(_Section):
@@ -119,6 +114,12 @@ class PolicyConfig(_Section):
         "published",
         description="alpamayo: units the flow expert plans in (a checkpoint keeps its own): published = the published "
         "normalisation; minisim = standardised per waypoint on minisim's demonstrations (redux policy plan-units)",
+    )
+    plan: Literal["flow", "trajectory_tokens"] = Field(
+        "flow",
+        description="alpamayo: where the plan comes from. flow = the flow expert reads the cache (the published "
+        "inference; on vLLM torch re-prefills prompt + reasoning for it); trajectory_tokens = the backbone goes on to "
+        "decode the 128 discrete future tokens (needs policy.trajectory_tokens training), their log-probs the plan's",
     )
     flow_prediction: Literal["velocity", "data"] = Field(
         "velocity",
@@ -319,6 +320,17 @@ def _describe(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def _moved_keys(tree: dict[str, Any]) -> dict[str, Any]:
+    """The config of an older run, with keys that have since moved put where they are now."""
+    policy = tree.get("policy")
+    vllm = policy.get("vllm") if isinstance(policy, dict) else None
+    if isinstance(vllm, dict) and "plan" in vllm:  # policy.vllm.plan became policy.plan (torch decodes tokens too)
+        vllm = dict(vllm)
+        plan = vllm.pop("plan")
+        tree = {**tree, "policy": {**policy, "vllm": vllm, "plan": policy.get("plan", plan)}}
+    return tree
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML experiment, apply ``a.b=v`` overrides, validate."""
     source = str(path) if path else "<defaults>"
@@ -335,7 +347,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         source = f"{source} (with --set {' '.join(overrides)})"
         tree = apply_overrides(tree, overrides)
     try:
-        return RunConfig.model_validate(tree)
+        return RunConfig.model_validate(_moved_keys(tree))
     except ValidationError as err:
         raise ConfigError(_describe(err, source)) from None
 

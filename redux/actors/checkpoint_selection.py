@@ -15,7 +15,7 @@ from pathlib import Path
 
 from redux.actors.evaluation_job import run_evaluation
 from redux.config import RunConfig
-from redux.policy.loading import POLICY_WEIGHTS
+from redux.policy.loading import POLICY_WEIGHTS, decoding_overrides
 
 SELECTION_FILE = "selection.json"
 _SCORES = ("driving_score", "collision_rate", "offroad_rate", "min_ade_6", "decision_ms")
@@ -46,13 +46,15 @@ def best_of(rows: list[dict]) -> dict:
 def select_checkpoint(cfg: RunConfig, run_dir: Path, suite: str, actors: int, progress=None) -> dict:
     """Score every checkpoint of ``run_dir`` on ``suite``; writes ``selection.json`` in the run."""
     rows = []
+    decoding = decoding_overrides(cfg)  # e.g. --set policy.plan=trajectory_tokens: scored apart
+    tag = "".join(f"-{key}={value}" for key, value in decoding.items())
     for checkpoint in checkpoints_of(run_dir):
-        out = run_dir / "selection" / checkpoint.name
+        out = run_dir / "selection" / f"{checkpoint.name}{tag}"
         summary = _scored(out, suite) or run_evaluation(cfg, str(checkpoint), suite, out, actors)
         rows.append({"checkpoint": str(checkpoint), "step": int(checkpoint.name.removeprefix("step"))}
                     | {k: summary[k] for k in _SCORES})
         if progress is not None:
             progress(rows[-1])
-    result = {"suite": suite, "rows": rows, "best": best_of(rows)}
+    result = {"suite": suite, "decoding": decoding, "rows": rows, "best": best_of(rows)}
     (run_dir / SELECTION_FILE).write_text(json.dumps(result, indent=2))
     return result

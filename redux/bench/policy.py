@@ -2,9 +2,10 @@
 
 One network of the preset is built and every mode acts with it (a mode is a decoding
 grammar, not other weights), greedily, on synthetic observations of the preset's
-cameras, channels and image size. Engines: ``torch`` (everything in torch), ``vllm``
-(vLLM decodes the reasoning, torch re-prefills it and the flow expert plans) and
-``vllm-tokens`` (vLLM also decodes the 128 discrete trajectory tokens; no expert).
+cameras, channels and image size. Engines: ``torch`` (everything in torch),
+``torch-tokens`` (torch decodes the 128 discrete trajectory tokens after the reasoning; no
+expert), ``vllm`` (vLLM decodes the reasoning, torch re-prefills it and the flow expert
+plans) and ``vllm-tokens`` (vLLM also decodes the trajectory tokens; no expert).
 Several engines in one run share the network, and the vLLM ones one served engine;
 ``lcdrive`` runs on torch only. Measured: the decision latency at batch 1 (p50/p95
 over ``repeats`` calls, after warm-up) and the decisions per second at each batch size,
@@ -59,7 +60,12 @@ def synthetic_observations(preset: ModelPreset, n: int, seed: int = 0) -> list[O
     return out
 
 
-ENGINES = {"torch": ("torch", "flow"), "vllm": ("vllm", "flow"), "vllm-tokens": ("vllm", "trajectory_tokens")}
+ENGINES = {
+    "torch": ("torch", "flow"),
+    "torch-tokens": ("torch", "trajectory_tokens"),
+    "vllm": ("vllm", "flow"),
+    "vllm-tokens": ("vllm", "trajectory_tokens"),
+}
 TORCH_ONLY_MODES = ("lcdrive",)
 
 
@@ -214,8 +220,7 @@ def run_policy_bench(
                 skipped.append(f"{name}/{mode}")
                 continue
             cfg = PolicyConfig(kind="alpamayo", engine=kind, preset=preset, reasoning=mode, tokenizer=tokenizer,
-                               torch_threads=threads, device=device, dtype=dtype, flow_steps=flow_steps)  # fmt: skip
-            cfg.vllm.plan = plan
+                               torch_threads=threads, device=device, dtype=dtype, flow_steps=flow_steps, plan=plan)  # fmt: skip
             configs[(name, mode)] = cfg
     threads_before = torch.get_num_threads()
     try:

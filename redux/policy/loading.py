@@ -16,6 +16,15 @@ POLICY_WEIGHTS = "policy.weights"  # encode_tensors of the model's state_dict, b
 POLICY_TOKENIZER = "tokenizer"  # save_pretrained directory of an alpamayo policy's tokenizer
 
 
+# policy settings an evaluation's config (--set) may change on a trained checkpoint
+DECODING_KEYS = frozenset({"plan", "flow_steps", "sde_noise", "temperature", "top_p"})
+
+
+def decoding_overrides(cfg: RunConfig) -> dict:
+    """The decoding settings ``cfg`` sets explicitly (a YAML or --set), which a checkpoint takes."""
+    return {key: getattr(cfg.policy, key) for key in sorted(DECODING_KEYS & cfg.policy.model_fields_set)}
+
+
 def make_policy(spec: str, cfg: RunConfig):
     """``spec``: a reference policy name (expert, constant-velocity, lane-keeper) or a checkpoint path."""
     if spec in REFERENCE_POLICIES:
@@ -69,6 +78,11 @@ def load_checkpoint_policy(path: Path, cfg: RunConfig):
     # the model is the checkpoint's; the evaluation's simulator must feed it the same inputs.
     # Its weights are all here, so the run's starting point need not exist any more.
     trained.policy.init_from = None
+    # the network is the checkpoint's, but how it decodes is the evaluation's to choose
+    for key, value in decoding_overrides(cfg).items():
+        setattr(trained.policy, key, value)
+    if trained.policy.plan == "trajectory_tokens" and not trained.policy.trajectory_tokens:
+        raise ValueError(f"{path} was not trained on trajectory tokens (policy.trajectory_tokens): it cannot plan with them")
     policy = make_policy_replica(trained.policy, trained.sim, seed=cfg.seed)
     policy.load_weights(checkpoint_weights(weights), version=0)
     return policy

@@ -55,3 +55,10 @@ def test_the_steady_driver_wins_over_the_later_circling_one(tmp_path):
     assert again["best"]["step"] == 200 and again["rows"][0] == result["rows"][0]
     other_suite = select_checkpoint(cfg, tmp_path, "minisim-val:2", actors=1)
     assert other_suite["rows"][1]["driving_score"] < 2.0
+
+    # decoding set by the evaluation (--set policy.flow_steps=4) is scored apart, and named
+    decoded = cfg.model_copy(deep=True)
+    decoded.policy.flow_steps = 4
+    tagged = select_checkpoint(decoded, tmp_path, "minisim-val:2", actors=1)
+    assert tagged["decoding"] == {"flow_steps": 4} and result["decoding"] == {}
+    assert (tmp_path / "selection" / "step00000200-flow_steps=4" / "summary.json").is_file()

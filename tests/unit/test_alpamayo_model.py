@@ -17,13 +17,13 @@ from redux.policy.alpamayo.model import AlpamayoR1, ExpertPrefix
 from redux.policy.alpamayo.policy import AlpamayoPolicy
 from redux.policy.alpamayo.presets import get_preset
 from redux.policy.alpamayo.reasoning import (
-    MODES, Sampling, allowed_tokens, opening_tokens, prefill, reason, replay, score_reasoning,
+    MODES, Sampling, allowed_tokens, opening_tokens, prefill, reason, replay, sampling_log_probs, score_reasoning,
 )  # fmt: skip
 from redux.policy.alpamayo.targets import IGNORE, LATENT, STRUCTURE, TRAJECTORY, TargetBuilder
-from redux.policy.alpamayo.training import TeacherForcedBatch, teacher_forced_losses
-from redux.policy.action_space import normalise
+from redux.policy.alpamayo.training import TeacherForcedBatch, teacher_forced_losses, teacher_forced_pass
+from redux.policy.action_space import denormalise, normalise
 from redux.policy.flow_matching import euler_sample, sde_log_prob
-from redux.policy.trajectory_tokens import FUTURE_BINS
+from redux.policy.trajectory_tokens import FUTURE_BINS, decode_future, encode_future
 from redux.sim_bridge.minisim.vocabulary import FACTORS
 from redux.sim_bridge.session import Observation
 
@@ -433,6 +433,54 @@ def test_teacher_forced_prefix_is_the_decoded_one(model, ids, prompt, mode, monk
     torch.testing.assert_close(trained.action_positions, decoded.action_positions, atol=0, rtol=0)
     torch.testing.assert_close(trained.attention_mask, decoded.attention_mask, atol=0, rtol=0)
     torch.testing.assert_close(_velocity(model, trained), _velocity(model, decoded), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["none", "coc", "lcdrive"])
+def test_trajectory_tokens_are_decoded_where_training_puts_them(model, ids, prompt, mode):
+    """The codes the backbone decodes after its reasoning are scored by the teacher-forced
+    pass over that reasoning + codes exactly as decoding drew them: same greedy choices,
+    same log-probabilities, so training on the layout trains what acting decodes."""
+    for sampling in (Sampling(greedy=True), Sampling(temperature=0.8, top_p=0.9)):
+        with torch.inference_mode():
+            reasoning, plan = reason(model, ids, prompt, mode, 1, sampling, torch.Generator().manual_seed(3), trajectory=True)
+        n = reasoning.tokens.shape[0]
+        assert plan.codes.shape == (n, 128) and ((plan.codes >= 0) & (plan.codes < FUTURE_BINS)).all()
+        np.testing.assert_array_equal(plan.actions.numpy(), decode_future(plan.codes.numpy()))
+        width = 1 + reasoning.tokens.shape[1] + 128
+        target_ids = torch.full((n, width), ids.endoftext)
+        categories = torch.full((n, width), IGNORE)
+        for row in range(n):
+            said = opening_tokens(mode, ids) + reasoning.tokens[row, : reasoning.lengths[row]].tolist()
+            target_ids[row, : len(said) + 128] = torch.tensor(said + (plan.codes[row] + ids.traj_start).tolist())
+            categories[row, : len(said)] = torch.tensor([LATENT if t == ids.vectorized_wm else STRUCTURE for t in said])
+            categories[row, len(said) : len(said) + 128] = TRAJECTORY
+        batch = TeacherForcedBatch(
+            prompt=prompt,
+            target_ids=target_ids,
+            target_categories=categories,
+            target_actions=torch.zeros(n, 64, 2),
+            latent_targets=None if reasoning.latents is None else reasoning.latents.clone(),
+        )
+        with torch.inference_mode():
+            forced = teacher_forced_pass(model, batch)
+        at_codes = categories == TRAJECTORY
+        logits = model.logits(forced.predicting[at_codes]).float()
+        allowed = torch.zeros(logits.shape[-1], dtype=torch.bool)
+        allowed[ids.traj_start : ids.traj_start + FUTURE_BINS] = True
+        masked = logits.masked_fill(~allowed, float("-inf"))
+        if sampling.greedy:
+            torch.testing.assert_close(masked.argmax(-1).reshape(n, 128) - ids.traj_start, plan.codes, atol=0, rtol=0)
+        else:
+            scored = sampling_log_probs(masked, sampling).gather(-1, target_ids[at_codes][:, None])[:, 0]
+            torch.testing.assert_close(scored.reshape(n, 128).sum(1), plan.log_probs, atol=2e-3, rtol=1e-4)
+
+
+def test_the_policy_plans_from_trajectory_tokens_when_configured(model, obs):
+    cfg = PolicyConfig(kind="alpamayo", preset="tiny", reasoning="coc", plan="trajectory_tokens")
+    out = AlpamayoPolicy(model, model.tokenizer, cfg, seed=4).act(obs, num_samples=2)
+    codes = encode_future(normalise(out.actions))  # the bins' centres, clipped to bounds inside their bins
+    np.testing.assert_allclose(denormalise(decode_future(codes)), out.actions, atol=1e-4)
+    assert (out.extras["flow_log_probs"] < 0).all()  # 128 sampled tokens' log-probs, no flow chain
 
 
 # --- determinism and weights ------------------------------------------------------------

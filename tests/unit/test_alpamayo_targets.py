@@ -79,12 +79,12 @@ def test_targets_have_the_builders_fixed_length(tokenizer, ids, mode, trajectory
         assert target.ids.shape == target.categories.shape == (build.length,)
         assert target.ids.dtype == np.int64 and target.categories.dtype == np.int8
         assert list(target.ids[:1]) == opening_tokens(mode, ids) and target.categories[0] == STRUCTURE
-        body = target.ids[: build.length - (129 if trajectory_tokens else 0)]
-        stop = np.flatnonzero(body == ids.traj_future_start)
+        stop = np.flatnonzero(target.ids == ids.traj_future_start)
         assert len(stop) == 1  # the expert takes over there, once
-        assert (body[stop[0] + 1 :] == ids.endoftext).all()
-        assert (target.categories[stop[0] + 1 : len(body)] == IGNORE).all()
-        assert (target.categories[: stop[0] + 1] != IGNORE).all()
+        said = stop[0] + 1 + (129 if trajectory_tokens else 0)  # then the trajectory codes, if trained
+        assert (target.ids[said:] == ids.endoftext).all()
+        assert (target.categories[said:] == IGNORE).all()
+        assert (target.categories[:said] != IGNORE).all()
     expected = {"none": 1, "coc": 1 + PRESET.max_reasoning_tokens, "cfvla": 1 + PRESET.max_reasoning_tokens}
     expected["lcdrive"] = 1 + PRESET.latent_blocks * (PRESET.proposal_tokens + 1) + 2
     assert build.length == expected[mode] + (129 if trajectory_tokens else 0)
@@ -161,10 +161,13 @@ def test_trajectory_tokens_follow_the_stop_token(tokenizer, ids):
     for mode in MODES:
         build = builder(tokenizer, ids, mode, trajectory_tokens=True)
         target = build.build(labels(), actions, SPEED)
-        tail, cats = target.ids[-129:], target.categories[-129:]
-        assert (cats == TRAJECTORY).all() and (target.categories[:-129] != TRAJECTORY).all()
-        np.testing.assert_array_equal(tail[:128], encode_future(actions) + ids.traj_start)
-        assert tail[128] == ids.traj_future_end
+        stop = int(np.flatnonzero(target.ids == ids.traj_future_start)[0])
+        codes, cats = target.ids[stop + 1 : stop + 130], target.categories[stop + 1 : stop + 130]
+        # directly after the stop token, as decoding continues from it; the padding comes last
+        assert (cats == TRAJECTORY).all() and (target.categories == TRAJECTORY).sum() == 129
+        np.testing.assert_array_equal(codes[:128], encode_future(actions) + ids.traj_start)
+        assert codes[128] == ids.traj_future_end
+        assert (target.categories[stop + 130 :] == IGNORE).all()
 
 
 def test_lcdrive_target_alternates_proposals_and_latents(tokenizer, ids):

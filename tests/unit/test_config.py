@@ -77,3 +77,11 @@ def test_gpu_weight_transfer_goes_to_shared_replicas():
     with pytest.raises(ConfigError, match="weight_transfer=nccl sends weights to shared replicas"):
         load_config(None, base)
     assert load_config(None, [*base, "policy.vllm.replicas=2"]).policy.vllm.weight_transfer == "nccl"
+
+
+def test_an_older_runs_config_loads_with_moved_keys(tmp_path):
+    old = tmp_path / "config.yaml"
+    old.write_text("policy:\n  kind: alpamayo\n  vllm:\n    plan: trajectory_tokens\n    max_batch: 8\n")
+    cfg = load_config(old)
+    assert cfg.policy.plan == "trajectory_tokens" and cfg.policy.vllm.max_batch == 8
+    assert load_config(old, ["policy.plan=flow"]).policy.plan == "flow"  # where both are given, the new key wins

@@ -401,7 +401,7 @@ class RecordingEngine:
 def test_the_policy_sends_token_ids_and_image_features_for_a_real_preset(model, plan):
     from redux.policy.vllm.policy import VllmAlpamayoPolicy
 
-    cfg = PolicyConfig(kind="alpamayo", preset="tiny-0.5b", reasoning="coc", engine="vllm", vllm=VllmConfig(plan=plan))
+    cfg = PolicyConfig(kind="alpamayo", preset="tiny-0.5b", reasoning="coc", engine="vllm", plan=plan)
     ids = model.prompts.ids
     text = torch.nonzero(allowed_tokens("coc", ids)).flatten()[:3].tolist()
 

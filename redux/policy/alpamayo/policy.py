@@ -21,7 +21,7 @@ from redux.eval.reasoning_consistency import decision_consistent, meta_actions_c
 from redux.policy.alpamayo.explain import stated_reasoning
 from redux.policy.alpamayo.model import AlpamayoR1
 from redux.policy.alpamayo.prompt import PromptBuilder
-from redux.policy.alpamayo.reasoning import Sampling, reason
+from redux.policy.alpamayo.reasoning import Sampling, TokenPlan, reason
 from redux.policy.alpamayo.targets import plan_meta_actions
 from redux.policy.flow_matching import euler_sample, sde_sample
 from redux.policy.interface import PolicyOutput
@@ -120,12 +120,17 @@ class AlpamayoPolicy:
         )
 
     def _reason(self, prompt, num_samples: int, sampling: Sampling):
-        """Reasoning tokens and the expert's view of the cache; the vLLM engine decodes elsewhere."""
-        return reason(self.model, self.ids, prompt, self.cfg.reasoning, num_samples, sampling, self.generator)
+        """Reasoning tokens and the expert's view of the cache (or the plans decoded as trajectory
+        tokens); the vLLM engine decodes elsewhere."""
+        trajectory = self.cfg.plan == "trajectory_tokens"
+        return reason(self.model, self.ids, prompt, self.cfg.reasoning, num_samples, sampling, self.generator, trajectory)
 
     def _plan(self, prefix, n: int, greedy: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, 64, 2) normalised plans from the flow expert on ``prefix``, and their log-probs (of the
-        sampling chain in the expert's plan units: GRPO compares them only within one model's units)."""
+        sampling chain in the expert's plan units: GRPO compares them only within one model's units);
+        plans already decoded as trajectory tokens come with their tokens' log-probs."""
+        if isinstance(prefix, TokenPlan):
+            return prefix.actions, prefix.log_probs
 
         def velocity(x, t):
             return self.model.velocity(x, t, prefix)

@@ -2,7 +2,9 @@
 
 A mode decides three things: the token the assistant turn is pre-filled with, which
 tokens may be sampled at each step, and when the reasoning ends (always with
-``<|traj_future_start|>``, after which the flow expert plans from the cache):
+``<|traj_future_start|>``, after which the flow expert plans from the cache, or, with
+``policy.plan: trajectory_tokens``, the backbone goes on to decode the plan as 128 discrete
+future-trajectory tokens):
 
 - ``none``: no reasoning; the prompt ends with ``<|traj_future_start|>``.
 - ``coc``: free Chain-of-Causation text until the stop token.
@@ -29,7 +31,7 @@ import torch
 from redux.policy.alpamayo.model import AlpamayoR1, ExpertPrefix
 from redux.policy.alpamayo.prompt import PromptBatch
 from redux.policy.text_tokenizer import TokenIds
-from redux.policy.trajectory_tokens import FUTURE_BINS
+from redux.policy.trajectory_tokens import FUTURE_BINS, FUTURE_TOKENS, decode_future
 
 Mode = Literal["none", "coc", "cfvla", "lcdrive"]
 MODES: tuple[str, ...] = ("none", "coc", "cfvla", "lcdrive")
@@ -54,6 +56,15 @@ class Reasoning:
     def cpu(self) -> "Reasoning":
         latents = None if self.latents is None else self.latents.float().cpu()
         return Reasoning(self.tokens.cpu(), self.log_probs.float().cpu(), self.lengths.cpu(), latents)
+
+
+@dataclass
+class TokenPlan:
+    """Plans the backbone decoded as discrete future-trajectory tokens, in place of the expert's cache."""
+
+    codes: torch.Tensor  # (N, 128) bins 0..2999, (accel, curvature) interleaved
+    actions: torch.Tensor  # (N, 64, 2) normalised, at the bin centres
+    log_probs: torch.Tensor  # (N,) summed over the 128 tokens
 
 
 def opening_tokens(mode: str, ids: TokenIds) -> list[int]:
@@ -102,18 +113,24 @@ def reason(
     num_samples: int,
     sampling: Sampling,
     generator: torch.Generator | None = None,
-) -> tuple[Reasoning, ExpertPrefix]:
-    """Decode ``num_samples`` reasonings per prompt; returns them and the expert's view of the cache."""
+    trajectory: bool = False,
+) -> tuple[Reasoning, ExpertPrefix | TokenPlan]:
+    """Decode ``num_samples`` reasonings per prompt; returns them and the expert's view of the
+    cache, or with ``trajectory`` the plans the backbone then decodes as trajectory tokens."""
     if mode not in MODES:
         raise ValueError(f"unknown reasoning mode {mode!r}; known: {', '.join(MODES)}")
     hidden, cache, deltas, length = prefill(model, prompt, opening_tokens(mode, ids))
     batch, k, device = prompt.size, num_samples, prompt.input_ids.device
     if mode == "none":
         valid = torch.ones(batch, length, dtype=torch.bool, device=device)
-        prefix = ExpertPrefix.from_cache(cache, valid, length + deltas).repeat(k)
         empty = torch.zeros(batch * k, 0, dtype=torch.long, device=device)
         lengths = torch.zeros(batch * k, dtype=torch.long, device=device)
-        return Reasoning(empty, empty.float(), lengths, None), prefix
+        reasoning = Reasoning(empty, empty.float(), lengths, None)
+        if trajectory:
+            cache.batch_repeat_interleave(k)
+            rows = [valid.repeat_interleave(k, 0), (length + deltas).repeat_interleave(k), hidden[:, -1].repeat_interleave(k, 0)]
+            return reasoning, decode_trajectory(model, ids, cache, *rows, sampling, generator)
+        return reasoning, ExpertPrefix.from_cache(cache, valid, length + deltas).repeat(k)
 
     cache.batch_repeat_interleave(k)
     last = hidden[:, -1].repeat_interleave(k, 0)
@@ -127,9 +144,11 @@ def reason(
     alive = torch.ones(n, dtype=torch.bool, device=device)
     prompt_valid = torch.ones(n, length, dtype=torch.bool, device=device)
     latents = []
+    stop_hidden = torch.zeros_like(last)  # the state that predicts each row's first trajectory token
     for step in range(script.max_steps):
         token, log_prob, latent = script.next(step, model.logits(last), last, sampling, generator)
         token = torch.where(alive, token, ids.endoftext)
+        stopping = alive & (token == ids.traj_future_start)
         log_probs.append(torch.where(alive, log_prob, 0.0))
         tokens.append(token)
         alive_mask.append(alive.clone())
@@ -141,15 +160,52 @@ def reason(
         position = (length + step + deltas).reshape(1, n, 1).expand(3, n, 1)
         hidden, cache = model.backbone(embeds, position, attention.long(), cache)
         last = hidden[:, -1]
-        alive = alive & (token != ids.traj_future_start)
+        stop_hidden = torch.where(stopping[:, None], last, stop_hidden)
+        alive = alive & ~stopping
         if not alive.any():
             break
     tokens, log_probs = torch.stack(tokens, 1), torch.stack(log_probs, 1)
     valid = torch.cat([prompt_valid, torch.stack(alive_mask, 1)], dim=1)
     lengths = torch.stack(alive_mask, 1).sum(1)
-    prefix = ExpertPrefix.from_cache(cache, valid, length + lengths + deltas)
     reasoning = Reasoning(tokens, log_probs, lengths, torch.stack(latents, 1) if latents else None)
-    return reasoning, prefix
+    if trajectory:
+        return reasoning, decode_trajectory(model, ids, cache, valid, length + lengths + deltas, stop_hidden, sampling, generator)
+    return reasoning, ExpertPrefix.from_cache(cache, valid, length + lengths + deltas)
+
+
+def decode_trajectory(
+    model: AlpamayoR1,
+    ids: TokenIds,
+    cache,
+    valid: torch.Tensor,
+    next_position: torch.Tensor,
+    hidden: torch.Tensor,
+    sampling: Sampling,
+    generator: torch.Generator | None = None,
+) -> TokenPlan:
+    """The 128 future-trajectory tokens each row says after its reasoning, as its plan.
+
+    ``cache`` holds each row's prompt and reasoning (``valid`` marks its real entries),
+    ``hidden`` is the state after its ``<|traj_future_start|>`` and ``next_position`` the
+    position the first code takes: training puts the codes right there.
+    """
+    n = hidden.shape[0]
+    allowed = torch.zeros(model.ids.vocab_size, dtype=torch.bool, device=hidden.device)
+    allowed[ids.traj_start : ids.traj_start + FUTURE_BINS] = True
+    codes, log_probs = [], []
+    for step in range(FUTURE_TOKENS):
+        token, log_prob = sample_token(model.logits(hidden), allowed, sampling, generator)
+        codes.append(token)
+        log_probs.append(log_prob)
+        if step == FUTURE_TOKENS - 1:
+            break
+        valid = torch.cat([valid, torch.ones(n, 1, dtype=torch.bool, device=valid.device)], dim=1)
+        position = (next_position + step).reshape(1, n, 1).expand(3, n, 1)
+        out, cache = model.backbone(model.embed(token[:, None]), position, valid.long(), cache)
+        hidden = out[:, -1]
+    codes = torch.stack(codes, 1) - ids.traj_start
+    actions = torch.from_numpy(decode_future(codes.cpu().numpy())).to(hidden.device)
+    return TokenPlan(codes, actions, torch.stack(log_probs, 1).sum(1))
 
 
 def replay(

@@ -1,8 +1,8 @@
 """Training targets of every reasoning mode, as token ids with a category per token.
 
 The mode's opening token (forced at inference), then what the model should say, up to and including
-``<|traj_future_start|>`` (where the expert takes over), optionally followed by the 128
-discrete future-trajectory tokens and ``<|traj_future_end|>``. Each target token carries
+``<|traj_future_start|>`` (where the expert takes over), optionally followed directly by the
+128 discrete future-trajectory tokens and ``<|traj_future_end|>``, then padding. Each target token carries
 a category so that the objective can weight CoC text, meta-actions, critique and
 trajectory tokens separately (CF-VLA trains traj : meta : critique at 1 : 10 : 10).
 
@@ -76,11 +76,13 @@ class TargetBuilder:
         body_limit = self.length - (129 if self.trajectory_tokens else 0)
         if len(body) > body_limit:  # keep the ending: the expert reads up to traj_future_start
             body, cats = body[: body_limit - 1] + body[-1:], cats[: body_limit - 1] + cats[-1:]
-        body += [ids.endoftext] * (body_limit - len(body))
-        cats += [IGNORE] * (body_limit - len(cats))
         if self.trajectory_tokens:
+            # right after the stop token, as decoding produces them: padding in between would
+            # train the first code from a pad's hidden state, which decoding never has
             body += list(encode_future(target_actions) + ids.traj_start) + [ids.traj_future_end]
             cats += [TRAJECTORY] * 129
+        body += [ids.endoftext] * (self.length - len(body))
+        cats += [IGNORE] * (self.length - len(cats))
         return ReasoningTarget(np.asarray(body, dtype=np.int64), np.asarray(cats, dtype=np.int8))
 
     def _cfvla(self, labels: dict, target_actions: np.ndarray, speed: float) -> list[tuple[list[int], int]]:

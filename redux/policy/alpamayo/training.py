@@ -35,17 +35,17 @@ class TeacherForcedBatch:
     meta_actions: torch.Tensor | None = None  # (B, 3)
 
 
-def teacher_forced_losses(
-    model: AlpamayoR1,
-    batch: TeacherForcedBatch,
-    stop_id: int,
-    generator=None,
-    flow_trains_backbone: bool = False,
-    flow_samples: int = 1,
-) -> dict[str, torch.Tensor]:
-    """Per-part losses (unweighted); token losses are per category, averaged over that category's tokens.
-    ``flow_trains_backbone``: the expert reads the cache with its gradient (published: detached).
-    ``flow_samples``: noise draws (and flow times) per decision, each a row of the expert on the same prefix."""
+@dataclass
+class TeacherForcedPass:
+    sequence: torch.Tensor  # (B, L + R) prompt then targets
+    attention: torch.Tensor  # (B, L + R) bool, False on the targets' padding
+    predicting: torch.Tensor  # (B, R, H): the hidden state that predicts each target token
+    cache: object
+    deltas: torch.Tensor  # (B,) rope offsets
+
+
+def teacher_forced_pass(model: AlpamayoR1, batch: TeacherForcedBatch) -> TeacherForcedPass:
+    """The backbone's one causal pass over prompt + targets, padding masked out."""
     prompt, targets = batch.prompt, batch.target_ids
     b, length = prompt.input_ids.shape
     sequence = torch.cat([prompt.input_ids, targets], dim=1)
@@ -65,10 +65,27 @@ def teacher_forced_losses(
     hidden, cache = model.backbone(
         embeds, positions, attention.long(), pixel_values=prompt.pixel_values, image_grid_thw=prompt.image_grid_thw
     )
-
-    losses: dict[str, torch.Tensor] = {}
     # position i predicts token i + 1: the target tokens are predicted from length-1 … length+R-2
     predicting = hidden[:, length - 1 : length - 1 + targets.shape[1]]
+    return TeacherForcedPass(sequence, attention, predicting, cache, deltas.reshape(-1))
+
+
+def teacher_forced_losses(
+    model: AlpamayoR1,
+    batch: TeacherForcedBatch,
+    stop_id: int,
+    generator=None,
+    flow_trains_backbone: bool = False,
+    flow_samples: int = 1,
+) -> dict[str, torch.Tensor]:
+    """Per-part losses (unweighted); token losses are per category, averaged over that category's tokens.
+    ``flow_trains_backbone``: the expert reads the cache with its gradient (published: detached).
+    ``flow_samples``: noise draws (and flow times) per decision, each a row of the expert on the same prefix."""
+    forced = teacher_forced_pass(model, batch)
+    sequence, attention, predicting = forced.sequence, forced.attention, forced.predicting
+    targets, b, length = batch.target_ids, batch.target_ids.shape[0], batch.prompt.input_ids.shape[1]
+    real = batch.target_categories != IGNORE
+    losses: dict[str, torch.Tensor] = {}
     token_cats = batch.target_categories.long()
     scored = real & (token_cats != LATENT)
     if scored.any():
@@ -97,7 +114,7 @@ def teacher_forced_losses(
     is_stop = (sequence == stop_id) & (index >= length - 1)
     stop_at = torch.where(is_stop.any(1), is_stop.int().argmax(1), torch.full((b,), length - 1))
     valid = attention & (index[None, :] <= stop_at[:, None])
-    prefix = ExpertPrefix.from_cache(cache, valid, stop_at + 1 + deltas.reshape(-1), detach=not flow_trains_backbone)
+    prefix = ExpertPrefix.from_cache(forced.cache, valid, stop_at + 1 + forced.deltas, detach=not flow_trains_backbone)
     losses["flow"] = flow_loss(model, batch.target_actions, prefix, flow_samples, generator)
     return losses
 

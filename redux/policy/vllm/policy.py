@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -36,20 +35,20 @@ import torch
 from redux.config import PolicyConfig
 from redux.policy.alpamayo.model import AlpamayoR1
 from redux.policy.alpamayo.policy import AlpamayoPolicy
-from redux.policy.alpamayo.reasoning import Reasoning, Sampling, allowed_tokens, opening_tokens, reason, replay
+from redux.policy.alpamayo.reasoning import (
+    Reasoning,
+    Sampling,
+    TokenPlan,
+    allowed_tokens,
+    opening_tokens,
+    reason,
+    replay,
+)
 from redux.policy.trajectory_tokens import FUTURE_BINS, FUTURE_TOKENS, decode_future
 from redux.policy.vllm.native_vl import NativeVisionLanguageModel, native_prompts, serves_natively
 from redux.policy.vllm.served_engine import ServedLanguageModel
 
 HEADROOM_TOKENS = 8  # the opening tokens and a forced stop token
-
-
-@dataclass
-class TokenPlan:
-    """Plans vLLM decoded as discrete future-trajectory tokens, in place of the expert's cache."""
-
-    actions: torch.Tensor  # (N, 64, 2) normalised, at the bin centres
-    log_probs: torch.Tensor  # (N,) summed over the 128 tokens
 
 
 class VllmAlpamayoPolicy(AlpamayoPolicy):
@@ -117,7 +116,8 @@ class VllmAlpamayoPolicy(AlpamayoPolicy):
     def _reason(self, prompt, num_samples: int, sampling: Sampling):
         mode = self.cfg.reasoning
         if mode == "none":  # nothing to decode: the torch prefill is the whole reasoning
-            return reason(self.model, self.ids, prompt, mode, num_samples, sampling, self.generator)
+            trajectory = self.cfg.plan == "trajectory_tokens"
+            return reason(self.model, self.ids, prompt, mode, num_samples, sampling, self.generator, trajectory)
         opening = torch.tensor(opening_tokens(mode, self.ids)).expand(prompt.size, -1)
         input_ids = torch.cat([prompt.input_ids, opening], dim=1)
         served_prompts = self._served_prompts(input_ids, prompt)
@@ -147,7 +147,7 @@ class VllmAlpamayoPolicy(AlpamayoPolicy):
         width = int(lengths.max())
         tokens, log_probs = tokens[:, :width], log_probs[:, :width]
         reasoning = Reasoning(tokens, log_probs, lengths, None)
-        if self.cfg.vllm.plan == "trajectory_tokens":
+        if self.cfg.plan == "trajectory_tokens":
             return reasoning, self._decode_trajectories(served_prompts, reasoning, num_samples, sampling)
         return reasoning, replay(self.model, self.ids, prompt, mode, tokens, lengths)
 
@@ -157,11 +157,6 @@ class VllmAlpamayoPolicy(AlpamayoPolicy):
         if self.native:
             return native_prompts(self.model, input_ids, prompt.pixel_values, prompt.image_grid_thw)
         return list(self.model.prompt_embeddings(input_ids, prompt.pixel_values, prompt.image_grid_thw))
-
-    def _plan(self, prefix, n: int, greedy: bool):
-        if isinstance(prefix, TokenPlan):
-            return prefix.actions, prefix.log_probs
-        return super()._plan(prefix, n, greedy)
 
     def _decode_trajectories(self, served_prompts, reasoning: Reasoning, k: int, sampling: Sampling) -> TokenPlan:
         """Each sample's plan as 128 future tokens, decoded after its own prompt + reasoning."""
@@ -184,4 +179,4 @@ class VllmAlpamayoPolicy(AlpamayoPolicy):
         if codes.shape != (len(rows), FUTURE_TOKENS):
             raise RuntimeError(f"vLLM returned trajectory codes of shape {codes.shape}, not ({len(rows)}, {FUTURE_TOKENS})")
         log_probs = [0.0 if sampling.greedy else sum(d[0].log_probs) for d in decoded]
-        return TokenPlan(torch.from_numpy(decode_future(codes)), torch.tensor(log_probs))
+        return TokenPlan(torch.from_numpy(codes), torch.from_numpy(decode_future(codes)), torch.tensor(log_probs))
