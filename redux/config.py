@@ -225,6 +225,12 @@ class LearnerConfig(_Section):
         1, ge=1, description="vla: noise draws per decision in the flow loss, all on the decision's one backbone pass "
         "(more draws average out the loss's noise for the price of the expert alone)",
     )
+    history_dropout: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="vla: share of decisions trained on their ego history straightened (speed kept; turn, heading and "
+        "offset gone), so that the plan must take its steering from the camera instead of extrapolating the history "
+        "(ChauffeurNet's past-motion dropout against copycat cloning)",
+    )
     steps: int = Field(40, ge=1)
     rollouts_per_step: int = Field(4, ge=1, description="records taken per optimiser step")
     lr: float = Field(1e-3, gt=0.0)

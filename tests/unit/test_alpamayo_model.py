@@ -658,3 +658,20 @@ def test_several_flow_samples_are_each_decision_repeated(model, ids, prompt, obs
         single = teacher_forced_losses(model, batch, ids.traj_future_start, torch.Generator().manual_seed(3))
     torch.testing.assert_close(drawn["flow"], copied["flow"], atol=1e-5, rtol=1e-5)
     assert not torch.isclose(drawn["flow"], single["flow"])
+
+
+def test_history_dropout_trains_those_decisions_on_the_straightened_history():
+    from redux.learner.objectives.vla import with_history_dropped
+    from redux.policy.ego_history import straightened_history
+
+    rng = np.random.default_rng(0)
+    history = torch.from_numpy(rng.normal(0.0, 1.0, (64, 16, 3)).astype(np.float32))
+    batch = {"ego_history": history, "frames": torch.zeros(64, 1)}
+    assert with_history_dropped(batch, 0.0, np.random.default_rng(1)) is batch
+    dropped = with_history_dropped(batch, 0.5, np.random.default_rng(1))["ego_history"].numpy()
+    straight = np.stack([straightened_history(h) for h in history.numpy()])
+    is_straight = np.array([np.allclose(d, s, atol=1e-6) for d, s in zip(dropped, straight)])
+    kept = np.array([np.array_equal(d, h) for d, h in zip(dropped, history.numpy())])
+    assert (is_straight ^ kept).all() and 16 < is_straight.sum() < 48  # each row one or the other, about half
+    assert np.array_equal(batch["ego_history"].numpy(), history.numpy())  # the records' tensors are untouched
+    assert with_history_dropped(batch, 1.0, np.random.default_rng(1))["ego_history"].numpy() == pytest.approx(straight)

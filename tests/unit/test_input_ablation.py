@@ -10,8 +10,8 @@ from redux.policy.input_ablation import (
     HORIZON_STEPS,
     expert_drive_observations,
     measure_input_use,
-    straightened_history,
 )
+from redux.policy.ego_history import straightened_history
 from redux.policy.reference import ConstantVelocity
 
 coordinates = st.floats(-50.0, 50.0, allow_nan=False, width=32)

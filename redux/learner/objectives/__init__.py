@@ -33,5 +33,6 @@ def make_objective(cfg: LearnerConfig) -> Objective:
     if cfg.objective == "vla":
         from redux.learner.objectives import vla
 
-        return Objective(vla.make_vla_loss(cfg.loss_weights, cfg.flow_trains_backbone, cfg.flow_samples), vla.BATCH_KEYS)
+        loss = vla.make_vla_loss(cfg.loss_weights, cfg.flow_trains_backbone, cfg.flow_samples, cfg.history_dropout)
+        return Objective(loss, vla.BATCH_KEYS)
     return Objective(bc.bc_loss, bc.BATCH_KEYS)

@@ -8,11 +8,13 @@ needs no special case.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from redux.config import LossWeights
 from redux.policy.alpamayo.training import TeacherForcedBatch, teacher_forced_losses
+from redux.policy.ego_history import straightened_history
 
 LABEL_KEYS = ("latent_targets", "decision", "factors", "meta_actions")
 BATCH_KEYS = ("frames", "ego_history", "target_actions", "target_ids", "target_categories", *LABEL_KEYS)
@@ -29,10 +31,24 @@ def to_teacher_forced(model: nn.Module, batch: dict[str, torch.Tensor]) -> Teach
     )
 
 
-def make_vla_loss(weights: LossWeights, flow_trains_backbone: bool = False, flow_samples: int = 1):
+def with_history_dropped(batch: dict[str, torch.Tensor], rate: float, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """``batch`` with each decision's ego history straightened with probability ``rate``."""
+    if rate <= 0:
+        return batch
+    history = batch["ego_history"].numpy().copy()
+    for row in np.flatnonzero(rng.random(len(history)) < rate):
+        history[row] = straightened_history(history[row])
+    return {**batch, "ego_history": torch.from_numpy(history)}
+
+
+def make_vla_loss(
+    weights: LossWeights, flow_trains_backbone: bool = False, flow_samples: int = 1, history_dropout: float = 0.0, seed: int = 0
+):
+    rng = np.random.default_rng(seed)
+
     def vla_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         module = getattr(model, "module", model)  # a DeepSpeed engine wraps the network
-        batch = to_teacher_forced(module, batch)
+        batch = to_teacher_forced(module, with_history_dropped(batch, history_dropout, rng))
         stop = module.prompts.ids.traj_future_start
         parts = teacher_forced_losses(
             module, batch, stop, flow_trains_backbone=flow_trains_backbone, flow_samples=flow_samples
