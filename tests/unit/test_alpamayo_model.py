@@ -17,7 +17,8 @@ from redux.policy.alpamayo.model import AlpamayoR1, ExpertPrefix
 from redux.policy.alpamayo.policy import AlpamayoPolicy
 from redux.policy.alpamayo.presets import get_preset
 from redux.policy.alpamayo.reasoning import (
-    MODES, Sampling, allowed_tokens, opening_tokens, prefill, reason, replay, sampling_log_probs, score_reasoning,
+    MODES, Sampling, allowed_tokens, future_codes, opening_tokens, prefill, reason, replay, sampling_log_probs,
+    score_reasoning,
 )  # fmt: skip
 from redux.policy.alpamayo.targets import IGNORE, LATENT, STRUCTURE, TRAJECTORY, TargetBuilder
 from redux.policy.alpamayo.training import TeacherForcedBatch, teacher_forced_losses, teacher_forced_pass
@@ -465,9 +466,7 @@ def test_trajectory_tokens_are_decoded_where_training_puts_them(model, ids, prom
             forced = teacher_forced_pass(model, batch)
         at_codes = categories == TRAJECTORY
         logits = model.logits(forced.predicting[at_codes]).float()
-        allowed = torch.zeros(logits.shape[-1], dtype=torch.bool)
-        allowed[ids.traj_start : ids.traj_start + FUTURE_BINS] = True
-        masked = logits.masked_fill(~allowed, float("-inf"))
+        masked = logits.masked_fill(~future_codes(ids, logits.shape[-1]), float("-inf"))
         if sampling.greedy:
             torch.testing.assert_close(masked.argmax(-1).reshape(n, 128) - ids.traj_start, plan.codes, atol=0, rtol=0)
         else:

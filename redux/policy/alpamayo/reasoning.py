@@ -89,6 +89,13 @@ def allowed_tokens(mode: str, ids: TokenIds, device: torch.device | str = "cpu",
     return allowed
 
 
+def future_codes(ids: TokenIds, rows: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(rows,) bool: the 3000 future-trajectory tokens, what proposals and token plans are made of."""
+    allowed = torch.zeros(rows, dtype=torch.bool, device=device)
+    allowed[ids.traj_start : ids.traj_start + FUTURE_BINS] = True
+    return allowed
+
+
 def prefill(model: AlpamayoR1, prompt: PromptBatch, opening: list[int]):
     """Run the prompt (+ the mode's opening) once; returns hidden states, cache and rope offsets."""
     batch, device = prompt.size, prompt.input_ids.device
@@ -190,8 +197,7 @@ def decode_trajectory(
     position the first code takes: training puts the codes right there.
     """
     n = hidden.shape[0]
-    allowed = torch.zeros(model.ids.vocab_size, dtype=torch.bool, device=hidden.device)
-    allowed[ids.traj_start : ids.traj_start + FUTURE_BINS] = True
+    allowed = future_codes(ids, model.ids.vocab_size, hidden.device)
     codes, log_probs = [], []
     for step in range(FUTURE_TOKENS):
         token, log_prob = sample_token(model.logits(hidden), allowed, sampling, generator)
@@ -311,8 +317,7 @@ class _LatentScript:
         self.block = preset.proposal_tokens + 1
         self.blocks = preset.latent_blocks
         self.max_steps = self.blocks * self.block + 2
-        self.proposal = torch.zeros(model.ids.vocab_size, dtype=torch.bool, device=device)
-        self.proposal[ids.traj_start : ids.traj_start + FUTURE_BINS] = True
+        self.proposal = future_codes(ids, model.ids.vocab_size, device)
 
     def next(self, step, logits, hidden, sampling, generator):
         n = logits.shape[0]
