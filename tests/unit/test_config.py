@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -13,6 +15,12 @@ def test_defaults_validate_and_round_trip(tmp_path):
 def test_quickstart_config_loads():
     cfg = load_config("configs/quickstart.yaml")
     assert cfg.name == "quickstart" and cfg.actors.num == 2
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_validates(path):
+    """A renamed or moved key must not leave a recipe in configs/ that no longer loads."""
+    assert isinstance(load_config(path), RunConfig)
 
 
 def test_unknown_key_names_key_and_file(tmp_path):
