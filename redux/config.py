@@ -178,6 +178,10 @@ class ActorsConfig(_Section):
         "car, whose labels stay the expert's plan from where it is (DART); 0 = clean demonstrations",
     )
     demo_noise_correlation_s: float = Field(1.0, gt=0.0, description="how long one push of demo_noise lasts")
+    demo_stride: int = Field(
+        1, ge=1, description="expert and bc generators: simulator steps per recorded decision. The learner, not minisim, "
+        "bounds how many decisions a run trains on; a stride > 1 spreads them over that many times more scenes",
+    )
     rollout_steps: int = Field(16, ge=1, description="policy steps per session in one rollout record")
     max_in_flight: int = Field(2, ge=1, description="sample calls queued per actor (bounded with ray.wait); 2 hides the call round trip")
     max_restarts: int = Field(3, ge=0)
@@ -230,6 +234,17 @@ class LearnerConfig(_Section):
         description="vla: share of decisions trained on their ego history straightened (speed kept; turn, heading and "
         "offset gone), so that the plan must take its steering from the camera instead of extrapolating the history "
         "(ChauffeurNet's past-motion dropout against copycat cloning)",
+    )
+    shuffle_decisions: int = Field(
+        0, ge=0,
+        description="behaviour cloning: each step adds its fresh decisions to a pool of the latest N and trains on as "
+        "many drawn uniformly from it (a shuffle buffer against batches of a few sessions at one moment of their "
+        "episodes); 0 = train on each step's records as they arrive",
+    )
+    ema_decay: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="replicas act with, and checkpoints keep for acting, an exponential moving average of the trained "
+        "weights with this decay per step (about 1 / (1 - decay) steps); 0 = the trained weights themselves",
     )
     steps: int = Field(40, ge=1)
     rollouts_per_step: int = Field(4, ge=1, description="records taken per optimiser step")

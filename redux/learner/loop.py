@@ -21,10 +21,12 @@ import torch
 from redux.buffer.codec import encode_tensors
 from redux.config import RunConfig
 from redux.learner.batch import collate
+from redux.learner.decision_pool import DecisionPool
 from redux.learner.deepspeed_trainer import DeepSpeedTrainer
 from redux.learner.intake import gather_rollouts, staleness
 from redux.learner.objectives import make_objective
 from redux.learner.endpoints import LearnerEndpoints
+from redux.learner.weight_average import WeightAverage
 from redux.learner.weight_transport import WeightHandle
 from redux.policy import build_model
 from redux.policy.loading import POLICY_TOKENIZER, POLICY_WEIGHTS
@@ -42,9 +44,16 @@ class LearnerLoop:
         self.trainer = DeepSpeedTrainer(build_model(cfg.policy, cfg.sim), cfg.learner)
         self.step = 0
         self.version = 0
+        self.pool = None
+        if cfg.learner.shuffle_decisions:
+            step_decisions = cfg.learner.rollouts_per_step * cfg.actors.rollout_steps
+            self.pool = DecisionPool(cfg.learner.shuffle_decisions, step_decisions, cfg.seed)
+        self.average = self._weight_average()
         if resume_from is not None:
             state = self.trainer.load(Path(resume_from) / "checkpoints")
             self.step, self.version = state["step"], state["version"]
+            if self.average is not None and "weight_average" in state:
+                self.average.load(state["weight_average"]["weights"], state["weight_average"]["updates"])
 
         self.endpoints = LearnerEndpoints.open(cfg, redis_url, namespace, "learner", Path(run_dir) / "tb")
         self.buffer, self.telemetry = self.endpoints.buffer, self.endpoints.telemetry
@@ -78,7 +87,12 @@ class LearnerLoop:
             taken = gather_rollouts(self.buffer, learner.rollouts_per_step, self.version, learner.take_timeout_s)
             lags = staleness(taken, self.version)
             batch = collate([t.record for t in taken], self.objective.batch_keys)
+            if self.pool is not None:
+                self.pool.add(batch)
+                batch = self.pool.sample(next(iter(batch.values())).shape[0])
             metrics = self.trainer.step(batch, self.objective)
+            if self.average is not None:
+                self.average.update(self.trainer.module)
             self.buffer.ack([t.id for t in taken])
             self.step += 1
             # the last step publishes too, so the final checkpoint's weights have a version
@@ -93,12 +107,20 @@ class LearnerLoop:
 
     def checkpoint(self) -> Path:
         """DeepSpeed's checkpoint (to resume training) plus the bare policy weights (to act)."""
-        path = self.trainer.save(self.checkpoint_dir, {"step": self.step, "version": self.version})
-        (path / POLICY_WEIGHTS).write_bytes(encode_tensors(self.trainer.named_weights()))
+        state: dict[str, Any] = {"step": self.step, "version": self.version}
+        if self.average is not None:  # the raw weights resume training; the average resumes with them
+            state["weight_average"] = {"weights": self.average.average, "updates": self.average.updates}
+        path = self.trainer.save(self.checkpoint_dir, state)
+        (path / POLICY_WEIGHTS).write_bytes(encode_tensors(self.acting_weights()))
         tokenizer = getattr(self.trainer.module, "tokenizer", None)
         if tokenizer is not None:  # a checkpoint carries the ids its embeddings were trained with
             tokenizer.save_pretrained(str(path / POLICY_TOKENIZER))
         return path
+
+    def acting_weights(self) -> dict[str, torch.Tensor]:
+        """What replicas act with and checkpoints keep for acting: the weight average when
+        ``learner.ema_decay`` is set, else the trained weights."""
+        return self.average.weights() if self.average is not None else self.trainer.named_weights()
 
     def close(self) -> None:
         if self._gpu_publisher is not None:
@@ -107,12 +129,20 @@ class LearnerLoop:
 
     def _publish_as(self, version: int) -> WeightHandle:
         start = time.perf_counter()
-        handle = self.endpoints.transport.publish(self.trainer.named_weights(), version)
+        handle = self.endpoints.transport.publish(self.acting_weights(), version)
         if version > 0 and self._gpu_transfer():
             # the torch side of each replica still loads the handle (vision, re-prefill, flow)
             self._served_publisher().publish(version)
         self.telemetry.record_publish((time.perf_counter() - start) * 1e3)
         return handle
+
+    def _weight_average(self) -> WeightAverage | None:
+        if not self.cfg.learner.ema_decay:
+            return None
+        if self.cfg.learner.zero_stage == 3 or self._gpu_transfer():
+            # both hand replicas the module's own (partitioned or device) parameters, not a copy we could average
+            raise ValueError("learner.ema_decay needs zero_stage < 3 and policy.vllm.weight_transfer: in_process")
+        return WeightAverage(self.trainer.module, self.cfg.learner.ema_decay)
 
     def _gpu_transfer(self) -> bool:
         policy = self.cfg.policy

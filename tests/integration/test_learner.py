@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from redux.bench.learner import run_learner_bench, synthetic_rollout_tensors
-from redux.buffer.codec import RolloutRecord, encode_tensors
+from redux.buffer.codec import RolloutRecord, decode_tensors, encode_tensors
 from redux.buffer.redis_server import EmbeddedRedis
 from redux.buffer.rollout_buffer import RolloutBuffer
 from redux.buffer.stats_channel import StatsChannel
@@ -291,6 +291,44 @@ def test_the_last_step_publishes_so_the_final_checkpoint_has_a_version(redis_url
         assert all(torch.equal(published[k], final[k]) for k in final)
     finally:
         learner.close()
+
+
+def test_shuffled_cloning_with_a_weight_average_publishes_and_resumes_the_average(redis_url, tmp_path):
+    namespace = "test:shuffle-average"
+    cfg = small_cfg(steps=4, rollouts_per_step=2, publish_every=4, checkpoint_every=4,
+                    shuffle_decisions=24, ema_decay=0.9)  # fmt: skip
+    buffer = RolloutBuffer.from_url(redis_url, namespace, cfg.buffer, consumer="checker")
+    buffer.put(synthetic_records(cfg, 8, version=0) + synthetic_records(cfg, 2, version=0, seed=1))
+    learner = LearnerLoop(cfg, tmp_path, redis_url, namespace)
+    try:
+        result = learner.train(4)
+        assert result["done"] and learner.pool.size == 24  # 32 decisions arrived; the oldest made room
+        average, trained = learner.average.weights(), learner.trainer.named_weights()
+        assert any(not torch.equal(average[k], trained[k]) for k in trained)  # the average lags the raw weights
+        published = fetch_weights(result["handle"])
+        kept = decode_tensors((tmp_path / "checkpoints" / "step00000004" / POLICY_WEIGHTS).read_bytes())
+        assert all(torch.equal(published[k], average[k]) and torch.equal(kept[k], average[k]) for k in average)
+    finally:
+        learner.close()
+    assert buffer.stats().acked == 8  # every record taken was trained on and acked
+
+    resumed_cfg = cfg.model_copy(deep=True)
+    resumed_cfg.learner.steps = 5
+    resumed = LearnerLoop(resumed_cfg, tmp_path, redis_url, namespace, resume_from=tmp_path)
+    try:
+        assert resumed.average.updates == 4 and resumed.pool.size == 0  # the pool refills; the average resumes
+        restored = fetch_weights(resumed.initial_handle())
+        assert all(torch.equal(restored[k], average[k]) for k in average)
+        resumed.train(1)
+        assert resumed.pool.size == 2 * cfg.actors.rollout_steps and resumed.average.updates == 5
+    finally:
+        resumed.close()
+
+
+def test_a_weight_average_refuses_partitioned_parameters(redis_url, tmp_path):
+    cfg = small_cfg(ema_decay=0.9, zero_stage=3)
+    with pytest.raises(ValueError, match="ema_decay needs zero_stage < 3"):
+        LearnerLoop(cfg, tmp_path, redis_url, "test:average-zero3")
 
 
 def test_a_learner_with_no_data_fails_clearly(redis_url, tmp_path):
