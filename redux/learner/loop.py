@@ -48,12 +48,14 @@ class LearnerLoop:
         if cfg.learner.shuffle_decisions:
             step_decisions = cfg.learner.rollouts_per_step * cfg.actors.rollout_steps
             self.pool = DecisionPool(cfg.learner.shuffle_decisions, step_decisions, cfg.seed)
-        self.average = self._weight_average()
+        state = {}
         if resume_from is not None:
             state = self.trainer.load(Path(resume_from) / "checkpoints")
             self.step, self.version = state["step"], state["version"]
-            if self.average is not None and "weight_average" in state:
-                self.average.load(state["weight_average"]["weights"], state["weight_average"]["updates"])
+        # after the load: a run that turns the average on at resume averages from the weights it resumed
+        self.average = self._weight_average()
+        if self.average is not None and "weight_average" in state:
+            self.average.load(state["weight_average"]["weights"], state["weight_average"]["updates"])
 
         self.endpoints = LearnerEndpoints.open(cfg, redis_url, namespace, "learner", Path(run_dir) / "tb")
         self.buffer, self.telemetry = self.endpoints.buffer, self.endpoints.telemetry

@@ -325,6 +325,25 @@ def test_shuffled_cloning_with_a_weight_average_publishes_and_resumes_the_averag
         resumed.close()
 
 
+def test_an_average_turned_on_at_resume_starts_from_the_resumed_weights(redis_url, tmp_path):
+    namespace = "test:average-at-resume"
+    cfg = small_cfg(steps=2, rollouts_per_step=1, publish_every=2, checkpoint_every=2)
+    RolloutBuffer.from_url(redis_url, namespace, cfg.buffer).put(synthetic_records(cfg, 2, version=0))
+    learner = LearnerLoop(cfg, tmp_path, redis_url, namespace)
+    try:
+        learner.train(2)
+        trained = learner.trainer.named_weights()
+    finally:
+        learner.close()
+    resumed_cfg = small_cfg(steps=3, rollouts_per_step=1, publish_every=2, checkpoint_every=2, ema_decay=0.9)
+    resumed = LearnerLoop(resumed_cfg, tmp_path, redis_url, namespace, resume_from=tmp_path)
+    try:
+        average = resumed.acting_weights()
+        assert resumed.average.updates == 0 and all(torch.equal(average[k], trained[k]) for k in trained)
+    finally:
+        resumed.close()
+
+
 def test_a_weight_average_refuses_partitioned_parameters(redis_url, tmp_path):
     cfg = small_cfg(ema_decay=0.9, zero_stage=3)
     with pytest.raises(ValueError, match="ema_decay needs zero_stage < 3"):
