@@ -85,46 +85,35 @@ class BehaviourCloningGenerator:
         stats = GenerationStats()
         traces = [_Trace(self.session_steps[i], self.episodes[i]) for i in range(self.sessions.size)]
         for _ in range(num_steps):
-            self._recorded_step(traces, stats)
+            self._step(traces, stats, record=True)
             for _ in range(self.cfg.actors.demo_stride - 1):
-                self._unrecorded_step(traces, stats)
+                self._step(traces, stats, record=False)
         records = [self._record(i, trace, self.policy.weight_version) for i, trace in enumerate(traces)]
         return records, stats
 
-    def _recorded_step(self, traces: list[_Trace], stats: GenerationStats) -> None:
+    def _step(self, traces: list[_Trace], stats: GenerationStats, record: bool) -> None:
+        """One simulator step of every session. Steps between recorded decisions
+        (``actors.demo_stride``) add their reward and episode end to the last recorded one."""
         t0 = time.perf_counter()
         plans, log_probs, tokens = self._plans()
         t1 = time.perf_counter()
-        inputs = self.policy.model_inputs(self.observations)
+        inputs = self.policy.model_inputs(self.observations) if record else None
         results = self.sessions.step(plans)
-        for i, obs in enumerate(self.observations):
-            target = normalise(obs.labels["expert_actions"])
-            traces[i].add(
-                **{name: value[i] for name, value in inputs.items()},
-                **self._reasoning_targets(obs, target, inputs["ego_history"][i]),
-                target_actions=target,
-                plan_actions=plans[i].actions,
-                log_prob=np.float32(log_probs[i]),
-                reward=np.float32(results[i].metrics["reward"]),
-                done=np.bool_(results[i].done),
-            )
-        self._advance(results, stats, (t1 - t0) * 1e3, tokens, t1)
-
-    def _unrecorded_step(self, traces: list[_Trace], stats: GenerationStats) -> None:
-        """A simulator step between recorded decisions (``actors.demo_stride``): its reward and
-        episode end count toward the last recorded step."""
-        t0 = time.perf_counter()
-        plans, _, tokens = self._plans()
-        t1 = time.perf_counter()
-        results = self.sessions.step(plans)
-        for i, result in enumerate(results):
-            traces[i].steps["reward"][-1] += np.float32(result.metrics["reward"])
-            traces[i].steps["done"][-1] |= np.bool_(result.done)
-        self._advance(results, stats, (t1 - t0) * 1e3, tokens, t1)
-
-    def _advance(self, results, stats: GenerationStats, policy_ms: float, tokens: int, sim_start: float) -> None:
-        """Take every session past the step just simulated: a fresh episode where one ended."""
-        for i, result in enumerate(results):
+        for i, (obs, result) in enumerate(zip(self.observations, results)):
+            if record:
+                target = normalise(obs.labels["expert_actions"])
+                traces[i].add(
+                    **{name: value[i] for name, value in inputs.items()},
+                    **self._reasoning_targets(obs, target, inputs["ego_history"][i]),
+                    target_actions=target,
+                    plan_actions=plans[i].actions,
+                    log_prob=np.float32(log_probs[i]),
+                    reward=np.float32(result.metrics["reward"]),
+                    done=np.bool_(result.done),
+                )
+            else:
+                traces[i].steps["reward"][-1] += np.float32(result.metrics["reward"])
+                traces[i].steps["done"][-1] |= np.bool_(result.done)
             self.session_steps[i] += 1
             if result.done:
                 stats.episodes += 1
@@ -137,9 +126,9 @@ class BehaviourCloningGenerator:
                     self.perturbation.reset(i)
             else:
                 self.observations[i] = result.observation
-        stats.policy_ms += policy_ms
+        stats.policy_ms += (t1 - t0) * 1e3
         stats.reasoning_tokens += tokens
-        stats.sim_ms += (time.perf_counter() - sim_start) * 1e3
+        stats.sim_ms += (time.perf_counter() - t1) * 1e3
         stats.env_steps += self.sessions.size
         if self.perturbation is not None:
             self.perturbation.step()
