@@ -122,7 +122,9 @@ def _drive(cfg: RunConfig, run_dir: Path, redis_url: str, namespace: str, resume
         .options(num_cpus=cfg.learner.num_cpus, resources={LEARNER_SLOT: 1}, max_restarts=0)
         .remote(cfg, run_dir, redis_url, namespace, resume)
     )
-    manager = ActorManager(cfg, redis_url, namespace)
+    # on resume the actors drive on from the scenes the checkpoint was trained on instead of replaying them
+    first_episode = ray.get(learner.first_episode.remote()) if resume is not None else 0
+    manager = ActorManager(cfg, redis_url, namespace, first_episode=first_episode)
     stats = RunStats()
     console = Console(cfg.console, f"redux run {run_dir.name}  ·  redux console --redis {redis_url}", console_out)
     writer = SummaryWriter(str(run_dir / "tb" / "driver"))
@@ -217,6 +219,7 @@ def _summary(cfg: RunConfig, manager: ActorManager, snap: dict, result: dict) ->
         "staleness_mean": snap["staleness_mean"],
         "staleness_max": snap["staleness_max"],
         "episodes": snap["episodes"],
+        "first_episode": manager.first_episode,
         "at_fault_collisions": snap["collisions"],
         "buffer": buf,
     }

@@ -29,8 +29,13 @@ class ActorsExhausted(RuntimeError):
 
 
 class ActorManager:
-    def __init__(self, cfg: RunConfig, redis_url: str, namespace: str, num_actors: int | None = None):
+    def __init__(
+        self, cfg: RunConfig, redis_url: str, namespace: str, num_actors: int | None = None, first_episode: int = 0
+    ):
+        """``first_episode``: where every session's scene order starts; a resumed run passes the
+        episode after the last one its learner trained on."""
         self.cfg = cfg
+        self.first_episode = first_episode
         count = cfg.actors.num if num_actors is None else num_actors
         self.replicas = None
         names = None
@@ -43,7 +48,7 @@ class ActorManager:
             max_restarts=cfg.actors.max_restarts,
             max_task_retries=0,
         )
-        self.actors = [remote.remote(cfg, i, redis_url, namespace, names) for i in range(count)]
+        self.actors = [remote.remote(cfg, i, redis_url, namespace, names, first_episode) for i in range(count)]
         self.pending: dict[ray.ObjectRef, tuple[int, int]] = {}  # call → (actor index, version it carries)
         self.latest: WeightHandle | None = None
         self.versions = [-1] * count

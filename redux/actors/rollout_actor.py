@@ -22,14 +22,16 @@ from redux.policy.replica_router import RoutedPolicy
 
 
 class RolloutActor:
-    def __init__(self, cfg: RunConfig, actor_id: int, redis_url: str, namespace: str, replica_names: list[str] | None = None):
-        """``replica_names``: shared policy replicas to act through; None holds a replica in-process."""
+    def __init__(self, cfg: RunConfig, actor_id: int, redis_url: str, namespace: str,
+                 replica_names: list[str] | None = None, first_episode: int = 0):  # fmt: skip
+        """``replica_names``: shared policy replicas to act through; None holds a replica in-process.
+        ``first_episode``: where the sessions' scene order starts (see make_generator)."""
         self.cfg = cfg
         self.actor_id = actor_id
         self.routed = None
         if replica_names:
             self.routed = RoutedPolicy(cfg.policy, actor_id, replica_names)
-        self.generator = make_generator(cfg, actor_id, self.routed)
+        self.generator = make_generator(cfg, actor_id, self.routed, first_episode)
         self.generator.policy.weight_version = -1  # nothing loaded yet: the first sample always loads
         client = connect(redis_url, cfg.buffer.connect_timeout_s)
         self.buffer = RolloutBuffer(client, namespace, cfg.buffer, consumer=f"actor-{actor_id}")

@@ -44,6 +44,8 @@ class LearnerLoop:
         self.trainer = DeepSpeedTrainer(build_model(cfg.policy, cfg.sim), cfg.learner)
         self.step = 0
         self.version = 0
+        # one past the latest episode a trained record came from: where a resumed run's actors go on
+        self.next_episode = 0
         self.pool = None
         if cfg.learner.shuffle_decisions:
             step_decisions = cfg.learner.rollouts_per_step * cfg.actors.rollout_steps
@@ -52,6 +54,7 @@ class LearnerLoop:
         if resume_from is not None:
             state = self.trainer.load(Path(resume_from) / "checkpoints")
             self.step, self.version = state["step"], state["version"]
+            self.next_episode = state.get("next_episode", 0)  # checkpoints from before it was kept: 0
         # after the load: a run that turns the average on at resume averages from the weights it resumed
         self.average = self._weight_average()
         if self.average is not None and "weight_average" in state:
@@ -69,6 +72,11 @@ class LearnerLoop:
         if self._handle is None:
             self._handle = self._publish_as(self.version)
         return self._handle
+
+    def first_episode(self) -> int:
+        """Where the actors' scene order starts: 0 on a fresh run, after the resumed checkpoint's
+        last trained episode on resume."""
+        return self.next_episode
 
     def publish(self) -> WeightHandle:
         """The current weights as a new version."""
@@ -88,6 +96,7 @@ class LearnerLoop:
             start = time.monotonic()
             taken = gather_rollouts(self.buffer, learner.rollouts_per_step, self.version, learner.take_timeout_s)
             lags = staleness(taken, self.version)
+            self.next_episode = max(self.next_episode, 1 + max(t.record.episode for t in taken))
             batch = collate([t.record for t in taken], self.objective.batch_keys)
             if self.pool is not None:
                 self.pool.add(batch)
@@ -109,7 +118,7 @@ class LearnerLoop:
 
     def checkpoint(self) -> Path:
         """DeepSpeed's checkpoint (to resume training) plus the bare policy weights (to act)."""
-        state: dict[str, Any] = {"step": self.step, "version": self.version}
+        state: dict[str, Any] = {"step": self.step, "version": self.version, "next_episode": self.next_episode}
         if self.average is not None:  # the raw weights resume training; the average resumes with them
             state["weight_average"] = {"weights": self.average.average, "updates": self.average.updates}
         path = self.trainer.save(self.checkpoint_dir, state)

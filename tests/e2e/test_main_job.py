@@ -117,6 +117,8 @@ def test_resume_continues_steps_and_version_and_survives_a_corrupt_record(first_
     assert after["weight_version_final"] == before["weight_version_final"] + 2
     assert after["rollouts_dead_lettered"] == 1
     assert after["rollouts_consumed"] > 0
+    # the actors drive on to the scenes after those the checkpoint was trained on
+    assert before["first_episode"] == 0 and after["first_episode"] >= 1
 
 
 def test_unreachable_redis_is_a_clear_error_naming_the_url(tmp_path):

@@ -223,12 +223,15 @@ def test_learner_loop_trains_acks_publishes_checkpoints_and_resumes(redis_url, t
     run_dir = tmp_path / "run"
     cfg = small_cfg(steps=4, rollouts_per_step=2, publish_every=2, checkpoint_every=2)
     buffer = RolloutBuffer.from_url(redis_url, namespace, cfg.buffer, consumer="checker")
-    buffer.put(real_records(cfg, 8))
+    records = real_records(cfg, 8)
+    for episode, record in enumerate(records):
+        record.episode = episode
+    buffer.put(records)
 
     learner = LearnerLoop(cfg, run_dir, redis_url, namespace)
     try:
         initial = learner.initial_handle()
-        assert initial.version == 0 and learner.initial_handle() is initial
+        assert initial.version == 0 and learner.initial_handle() is initial and learner.first_episode() == 0
         first = learner.train(3)
         assert (first["step"], first["version"], first["handle"].version, first["done"]) == (3, 1, 1, False)
         second = learner.train(10)  # stops at learner.steps
@@ -260,6 +263,7 @@ def test_learner_loop_trains_acks_publishes_checkpoints_and_resumes(redis_url, t
     resumed = LearnerLoop(resumed_cfg, run_dir, redis_url, namespace, resume_from=run_dir)
     try:
         assert (resumed.step, resumed.version) == (4, 2)
+        assert resumed.first_episode() == 8  # one past the last episode it trained on: the actors go on from there
         handle = resumed.initial_handle()
         assert handle.version == 2  # the checkpoint's weights, under the version they were published as
         restored = fetch_weights(handle)

@@ -76,7 +76,7 @@ class DaemonRollout:
 class AlpasimDaemonGenerator:
     def __init__(self, cfg: RunConfig, actor_id: int, policy=None, runtime_address: str | None = None,
                  cameras: tuple[str, ...] | None = None, greedy: bool = False, simulate_timeout_s: float = 3600.0,
-                 connect_timeout_s: float = 30.0):  # fmt: skip
+                 connect_timeout_s: float = 30.0, first_episode: int = 0):  # fmt: skip
         """``policy``: as BehaviourCloningGenerator's (None builds a replica); ``cameras``: those the server
         asks of each session (default: those the policy reads); ``greedy``: act greedily (evaluation)."""
         self.cfg = cfg
@@ -88,7 +88,7 @@ class AlpasimDaemonGenerator:
         self.policy = policy
         self.runtime_address = runtime_address or cfg.actors.runtime_address
         self.simulate_timeout_s = simulate_timeout_s
-        self.episodes = 0
+        self.episodes = first_episode  # a resumed run goes on to the scenes after those already driven
         self.last_summary: dict[str, float] = {}
         self.last_rollouts: list[DaemonRollout] = []
         self._drives: dict[str, list[_Drive]] = {}

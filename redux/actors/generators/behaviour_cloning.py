@@ -47,13 +47,17 @@ class GenerationStats:
 
 
 class BehaviourCloningGenerator:
-    def __init__(self, cfg: RunConfig, actor_id: int, policy=None):
+    def __init__(self, cfg: RunConfig, actor_id: int, policy=None, first_episode: int = 0):
+        """``first_episode``: where each session's scene order starts, so that a resumed run
+        drives on to new scenes instead of replaying those its first part trained on."""
+        if first_episode < 0:
+            raise ValueError(f"first_episode must be >= 0, got {first_episode}")
         self.cfg = cfg
         self.actor_id = actor_id
         self.policy = policy or make_policy_replica(cfg.policy, cfg.sim, seed=cfg.seed + actor_id)
         self.sessions = make_batch(cfg.sim, cfg.sim.sessions_per_actor)
         self.scene_count = scene_count(cfg.sim)
-        self.episodes = [0] * self.sessions.size
+        self.episodes = [first_episode] * self.sessions.size
         self.session_steps = [0] * self.sessions.size
         self.observations = [self._reset(i) for i in range(self.sessions.size)]
         self.perturbation = None
