@@ -122,6 +122,29 @@ def select(
     typer.echo(f"best: {result['best']['checkpoint']} (wrote {run_dir}/selection.json)")
 
 
+@app.command("compare")
+def compare(
+    a: Annotated[Path, typer.Argument(help="a `redux eval --out` folder (policy A)")],
+    b: Annotated[Path, typer.Argument(help="another, of the same suite (policy B)")],
+    resamples: Annotated[int, typer.Option(help="bootstrap resamples over scenes")] = 10_000,
+    json_: Annotated[bool, typer.Option("--json", help="print the comparison as JSON")] = False,
+):
+    """Paired comparison of two evaluations scene by scene: A's driving score minus B's, 95 % interval."""
+    from redux.eval.paired import compare_evaluations
+
+    try:
+        result = compare_evaluations(a, b, resamples)
+    except (ValueError, FileNotFoundError) as error:
+        raise typer.BadParameter(str(error)) from error
+    if json_:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    low, high = result.interval_95
+    typer.echo(f"{result.scenes} scenes: A {result.score_a:.3f}, B {result.score_b:.3f}")
+    typer.echo(f"A - B = {result.difference:+.3f}, 95 % interval [{low:+.3f}, {high:+.3f}] ({result.resamples} resamples)")
+    typer.echo(f"A better in {result.better_a} scenes, B better in {result.better_b}, {result.ties} ties")
+
+
 @app.command("config")
 def show_config(config: ConfigArg = None, set_: SetOpt = None):
     """Print the fully resolved config: every effective key and its value."""

@@ -47,6 +47,24 @@ def km_between_incidents(dist_traveled_m: Sequence[float], incidents: Sequence[f
     return float("inf") if distance > 0 else float("nan")
 
 
+def rollout_driving_scores(scores: Sequence[dict[str, float]]) -> np.ndarray:
+    """The driving score of each rollout, from its ``rollout_scores``; a flag the table lacks
+    (NaN) counts as raised, so a rollout is never credited for what was not measured."""
+
+    def flag(s: dict[str, float], name: str) -> bool:
+        value = s.get(name, np.nan)
+        return bool(np.isnan(value) or value > 0)
+
+    return np.array(
+        [
+            driving_score(s.get("progress", np.nan), s.get("gt_dist_traveled_m", np.nan),
+                          flag(s, "collision_at_fault"), flag(s, "offroad"))
+            for s in scores
+        ],
+        dtype=np.float64,
+    )  # fmt: skip
+
+
 def summarize(
     rollouts: Sequence[TimestepMetrics],
     open_loop_min_ade: np.ndarray | None = None,
@@ -69,10 +87,7 @@ def summarize(
         return np.where(np.isnan(values), np.nan, values > 0)
 
     collision_at_fault, offroad = indicator("collision_at_fault"), indicator("offroad")
-    driving = [
-        driving_score(p, length, bool(c), bool(o))
-        for p, length, c, o in zip(column("progress"), column("gt_dist_traveled_m"), collision_at_fault, offroad)
-    ]
+    driving = rollout_driving_scores(scores)
     summary: dict[str, float] = {"rollouts": len(scores)}
     for name, values, scale in (
         ("collision_rate", collision_at_fault, 100.0),

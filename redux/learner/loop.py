@@ -12,6 +12,7 @@ again). Weight version k is the k-th publish; version 0 is the initial weights.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,22 @@ from redux.learner.weight_average import WeightAverage
 from redux.learner.weight_transport import WeightHandle
 from redux.policy import build_model
 from redux.policy.loading import POLICY_TOKENIZER, POLICY_WEIGHTS
+
+log = logging.getLogger(__name__)
+
+
+def resumed_episode(state: dict[str, Any]) -> int:
+    """Where a resumed run's actors start their scene order. Checkpoints written before it was
+    kept do not say; those runs start the order again, so they say so rather than quietly
+    training on the scenes of their first part twice."""
+    if "next_episode" not in state:
+        log.warning(
+            "checkpoint of step %s does not record its last trained episode (written before it was kept): "
+            "the actors start the scene order again and replay the scenes the run trained on",
+            state.get("step"),
+        )
+        return 0
+    return int(state["next_episode"])
 
 
 class LearnerLoop:
@@ -54,7 +71,7 @@ class LearnerLoop:
         if resume_from is not None:
             state = self.trainer.load(Path(resume_from) / "checkpoints")
             self.step, self.version = state["step"], state["version"]
-            self.next_episode = state.get("next_episode", 0)  # checkpoints from before it was kept: 0
+            self.next_episode = resumed_episode(state)
         # after the load: a run that turns the average on at resume averages from the weights it resumed
         self.average = self._weight_average()
         if self.average is not None and "weight_average" in state:

@@ -1,7 +1,14 @@
-"""Warm-up removal, truncation, time aggregation and the headline numbers, on hand-made tables."""
+"""Warm-up removal, truncation, time aggregation, the headline numbers and the paired comparison
+of two evaluations, on hand-made tables."""
+
+import json
 
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from redux.eval.aggregation import (
     aggregate_over_time,
@@ -10,7 +17,11 @@ from redux.eval.aggregation import (
     scored_steps,
     seed_interval_95,
 )
+from redux.actors.evaluation_job import metrics_table
+from redux.cli import app
+from redux.actors.generators.evaluation import EvaluatedRollout
 from redux.eval.metrics import TIME_AGGREGATION, TimeAggregation, TimestepMetrics
+from redux.eval.paired import compare_evaluations, compare_scene_scores, scene_driving_scores
 from redux.eval.summary import driving_score, km_between_incidents, progress_score, summarize
 
 STEPS = 10
@@ -143,3 +154,66 @@ def test_mean_std_and_seed_interval():
     many = np.arange(100.0)
     _, low, high = seed_interval_95(many)
     assert (high - low) / 2 == pytest.approx(1.9842 * np.std(many, ddof=1) / 10, rel=1e-4)  # t(0.975, 99)
+
+
+def _evaluation(tables: dict[int, TimestepMetrics]) -> pd.DataFrame:
+    """The metrics.parquet table `redux eval` writes for these rollouts (scene id → table)."""
+    return metrics_table([EvaluatedRollout(scene, "cruise", False, t, 1.0, 0.5) for scene, t in tables.items()])
+
+
+def test_scene_scores_from_the_saved_table_are_the_scores_summarize_averages():
+    rollouts = {
+        3: table(),  # full progress: 0.9 / 0.8 saturates at 1
+        7: table(collision_front=at(5)),  # at fault: 0
+        9: table(progress=np.linspace(0, 0.4, STEPS)),  # 0.4 / 0.8 = 0.5
+        11: table(offroad=at(6)),
+    }
+    scores = scene_driving_scores(_evaluation(rollouts))
+    assert scores.to_dict() == pytest.approx({3: 1.0, 7: 0.0, 9: 0.5, 11: 0.0})
+    assert scores.mean() == pytest.approx(summarize(list(rollouts.values()))["driving_score"])
+
+
+def test_a_policy_better_in_every_scene_is_clearly_better_and_equal_ones_tie():
+    a = pd.Series([1.0, 1.0, 0.9, 1.0], index=[0, 1, 2, 3])
+    b = pd.Series([0.0, 0.5, 0.4, 0.0], index=[3, 2, 1, 0])  # order does not matter: scenes pair by id
+    result = compare_scene_scores(a, b, resamples=2000)
+    assert (result.better_a, result.better_b, result.ties) == (4, 0, 0)
+    assert result.difference == pytest.approx(a.mean() - b.reindex(a.index).mean())
+    assert result.interval_95[0] > 0
+    same = compare_scene_scores(a, a.copy(), resamples=100)
+    assert same.difference == 0 and same.interval_95 == (0.0, 0.0) and same.ties == 4
+
+
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=40), st.integers(0, 2**31))
+def test_the_paired_difference_and_its_interval_stay_within_the_scene_differences(pairs, seed):
+    a = pd.Series([p[0] for p in pairs])
+    b = pd.Series([p[1] for p in pairs])
+    result = compare_scene_scores(a, b, resamples=200, seed=seed)
+    differences = a - b
+    assert result.better_a + result.better_b + result.ties == result.scenes == len(pairs)
+    assert result.difference == pytest.approx(differences.mean())
+    low, high = result.interval_95
+    assert differences.min() - 1e-12 <= low <= high <= differences.max() + 1e-12
+
+
+def test_comparisons_refuse_different_scenes_suites_and_folders(tmp_path):
+    with pytest.raises(ValueError, match="different scenes"):
+        compare_scene_scores(pd.Series([1.0, 0.0], index=[0, 1]), pd.Series([1.0, 0.0], index=[0, 2]))
+    with pytest.raises(ValueError, match="resamples"):
+        compare_scene_scores(pd.Series([1.0]), pd.Series([1.0]), resamples=0)
+    with pytest.raises(ValueError, match="no column"):
+        scene_driving_scores(pd.DataFrame({"progress": [0.5]}))
+    for name, suite in (("val", "minisim-val:2"), ("test", "minisim-test:2")):
+        (tmp_path / name).mkdir()
+        _evaluation({0: table(), 1: table(offroad=at(4))}).to_parquet(tmp_path / name / "metrics.parquet")
+        (tmp_path / name / "summary.json").write_text(json.dumps({"suite": suite}))
+    with pytest.raises(ValueError, match="different suites"):
+        compare_evaluations(tmp_path / "val", tmp_path / "test")
+    with pytest.raises(FileNotFoundError, match="metrics.parquet"):
+        compare_evaluations(tmp_path / "val", tmp_path)
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "val"), str(tmp_path / "test")])
+    assert result.exit_code != 0 and "different suites" in result.output
+    (tmp_path / "test" / "summary.json").write_text(json.dumps({"suite": "minisim-val:2"}))
+    assert compare_evaluations(tmp_path / "val", tmp_path / "test", resamples=50).difference == 0
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "val"), str(tmp_path / "test"), "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["ties"] == 2

@@ -1,9 +1,12 @@
 """Which scene each session drives, and where a resumed run's scene order goes on."""
 
+import logging
+
 import pytest
 
 from redux.actors.generators.behaviour_cloning import BehaviourCloningGenerator
 from redux.config import RunConfig
+from redux.learner.loop import resumed_episode
 
 
 def _generator(first_episode: int = 0, actor_id: int = 0) -> BehaviourCloningGenerator:
@@ -36,3 +39,10 @@ def test_a_resumed_scene_order_goes_on_where_the_first_part_stopped():
 def test_a_negative_first_episode_is_refused():
     with pytest.raises(ValueError, match="first_episode"):
         _generator(first_episode=-1)
+
+
+def test_a_checkpoint_without_its_last_episode_restarts_the_order_and_says_so(caplog):
+    assert resumed_episode({"step": 400, "next_episode": 7}) == 7
+    with caplog.at_level(logging.WARNING, logger="redux.learner.loop"):
+        assert resumed_episode({"step": 1200}) == 0
+    assert "step 1200" in caplog.text and "replay" in caplog.text
