@@ -22,7 +22,6 @@ from redux.eval.summary import rollout_driving_scores
 
 METRICS_FILE = "metrics.parquet"
 SUMMARY_FILE = "summary.json"
-_KEYS = ("scene_id", "scenario", "hard", "step", "time_us")
 
 
 def table_rollouts(table: pd.DataFrame) -> list[tuple[int, TimestepMetrics]]:
@@ -34,7 +33,7 @@ def table_rollouts(table: pd.DataFrame) -> list[tuple[int, TimestepMetrics]]:
     starts = np.flatnonzero(table["step"].to_numpy() == 0).tolist()
     if not starts or starts[0] != 0:
         raise ValueError("metrics table: the first row must start a rollout (step 0)")
-    names = [c for c in table.columns if c not in _KEYS and c in TIME_AGGREGATION]
+    names = [c for c in table.columns if c in TIME_AGGREGATION]  # the metrics, not the scene and step keys
     rollouts = []
     for begin, end in zip(starts, starts[1:] + [len(table)]):
         block = table.iloc[begin:end]
