@@ -85,6 +85,7 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="output directory")] = Path("runs/eval"),
     actors: Annotated[int, typer.Option(help="Ray actors to spread the scenes over (1: in-process)")] = 1,
     video: Annotated[int, typer.Option(help="write GIF videos of the first K rollouts")] = 0,
+    scenario: Annotated[Optional[list[str]], typer.Option(help="drive only the suite's scenes of this scenario (repeatable)")] = None,
     config: Annotated[Optional[Path], typer.Option(help="experiment YAML for sim/policy settings")] = None,
     set_: SetOpt = None,
 ):
@@ -97,7 +98,8 @@ def evaluate(
     with Progress(transient=True) as bar:
         task = bar.add_task(f"eval {policy}", total=None)
         summary = run_evaluation(
-            cfg, policy, suite, out, actors, video, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            cfg, policy, suite, out, actors, video, progress=lambda done, total: bar.update(task, completed=done, total=total),
+            scenarios=scenario,
         )
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "hard"}, indent=2))
     typer.echo(f"wrote {out}/summary.json, metrics.parquet" + (f", {video} videos" if video else ""))

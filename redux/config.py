@@ -48,6 +48,27 @@ class SimConfig(_Section):
         1, ge=1, le=8, description="BEV drawn at this many times the resolution and averaged: pixels show partial coverage"
     )
     bev_frames: int = Field(2, ge=1, description="frame history of the BEV camera (motion is visible from two)")
+    scenario_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="minisim training: how often each scenario's scenes come round, relative to the suite's own mix "
+        "(2: twice as often, 0: never; unnamed scenarios 1). Empty: the suite's scenes in id order",
+    )
+
+    @model_validator(mode="after")
+    def _weights_name_minisim_scenarios(self) -> SimConfig:
+        if not self.scenario_weights:
+            return self
+        if self.kind != "minisim":
+            raise ValueError("sim.scenario_weights picks minisim scenes: it needs sim.kind=minisim")
+        from redux.sim_bridge.minisim.scenarios import SCENARIOS
+
+        unknown = sorted(set(self.scenario_weights) - set(SCENARIOS))
+        if unknown:
+            raise ValueError(f"sim.scenario_weights names unknown scenarios {unknown}; known: {sorted(SCENARIOS)}")
+        negative = {name: w for name, w in self.scenario_weights.items() if w < 0}
+        if negative:
+            raise ValueError(f"sim.scenario_weights must be >= 0, got {negative}")
+        return self
 
 
 class VllmConfig(_Section):

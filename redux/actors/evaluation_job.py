@@ -21,16 +21,19 @@ from redux.actors.generators.evaluation import EvaluatedRollout, Evaluator
 from redux.config import RunConfig, config_to_yaml
 from redux.eval.summary import summarize
 from redux.policy.loading import with_policy_inputs
-from redux.sim_bridge.minisim.suites import generate_scene, parse_suite, suite_scene_ids
+from redux.sim_bridge.minisim.suites import generate_scene, of_scenarios, parse_suite, suite_scene_ids
 from redux.sim_bridge.minisim.video import write_rollout_video
 
 
 def run_evaluation(cfg: RunConfig, policy: str, suite: str, out: Path, actors: int = 1, videos: int = 0,
-                   progress=None) -> dict:
+                   progress=None, scenarios: list[str] | None = None) -> dict:
+    """``scenarios``: drive only the suite's scenes of these scenarios (all when None)."""
     name, count = parse_suite(suite)
     cfg = with_policy_inputs(cfg, policy)
     cfg.sim.kind, cfg.sim.suite = "minisim", name
     scene_ids = suite_scene_ids(name, count)
+    if scenarios:
+        scene_ids = of_scenarios(scene_ids, scenarios)
     video_ids = frozenset(scene_ids[:videos])
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(config_to_yaml(cfg))
@@ -49,6 +52,8 @@ def run_evaluation(cfg: RunConfig, policy: str, suite: str, out: Path, actors: i
     wall_s = time.time() - started
 
     summary = evaluation_summary(rollouts, policy, suite, wall_s)
+    if scenarios:
+        summary["scenarios"] = sorted(scenarios)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     metrics_table(rollouts).to_parquet(out / "metrics.parquet", index=False)
     for rollout in rollouts:

@@ -33,13 +33,16 @@ def make_batch(cfg: SimConfig, size: int) -> SessionBatch:
     return SessionList([make_session(cfg) for _ in range(size)])
 
 
-def scene_count(cfg: SimConfig) -> int | None:
-    """How many distinct scenes ``reset(scene_id)`` accepts (ids 0 … n−1); None: any id."""
+def scene_order(cfg: SimConfig) -> list[int] | None:
+    """The scene ids training sessions cycle through, in order; None: any id (lane scenes are drawn
+    from their id). minisim: the suite's ids, or a pass weighted by ``sim.scenario_weights``."""
     if cfg.kind == "lane":
         return None
-    from redux.sim_bridge.minisim.suites import suite_size
+    from redux.sim_bridge.minisim.suites import suite_size, weighted_scene_order
 
-    return suite_size(cfg.suite)
+    if cfg.scenario_weights:
+        return weighted_scene_order(cfg.suite, cfg.scenario_weights)
+    return list(range(suite_size(cfg.suite)))
 
 
 def bev_shape(cfg: SimConfig) -> tuple[int, int]:
@@ -52,4 +55,4 @@ def bev_shape(cfg: SimConfig) -> tuple[int, int]:
     return CAMERA_FRAMES, len(BEV_CHANNELS)
 
 
-__all__ = ["SessionBatch", "bev_shape", "make_batch", "scene_count", "Observation", "Plan", "Session", "StepResult", "make_session"]
+__all__ = ["SessionBatch", "bev_shape", "make_batch", "scene_order", "Observation", "Plan", "Session", "StepResult", "make_session"]

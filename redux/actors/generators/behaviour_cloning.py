@@ -19,7 +19,7 @@ from redux.config import RunConfig
 from redux.policy.action_space import estimate_speed, integrate, normalise
 from redux.policy.alpamayo.targets import TargetBuilder, world_model_targets
 from redux.policy.torch_engine import make_policy_replica
-from redux.sim_bridge import Plan, make_batch, scene_count
+from redux.sim_bridge import Plan, make_batch, scene_order
 
 @dataclass
 class _Trace:
@@ -56,7 +56,7 @@ class BehaviourCloningGenerator:
         self.actor_id = actor_id
         self.policy = policy or make_policy_replica(cfg.policy, cfg.sim, seed=cfg.seed + actor_id)
         self.sessions = make_batch(cfg.sim, cfg.sim.sessions_per_actor)
-        self.scene_count = scene_count(cfg.sim)
+        self.scene_order = scene_order(cfg.sim)
         self.episodes = [first_episode] * self.sessions.size
         self.session_steps = [0] * self.sessions.size
         self.observations = [self._reset(i) for i in range(self.sessions.size)]
@@ -79,7 +79,7 @@ class BehaviourCloningGenerator:
         sessions = self.cfg.actors.num * self.cfg.sim.sessions_per_actor
         slot = self.actor_id * self.cfg.sim.sessions_per_actor + session
         index = slot + sessions * self.episodes[session]
-        return index if self.scene_count is None else index % self.scene_count
+        return index if self.scene_order is None else self.scene_order[index % len(self.scene_order)]
 
     def _reset(self, session: int):
         return self.sessions.reset(session, self._scene_id(session), self.cfg.seed)

@@ -25,6 +25,7 @@ from redux.sim_bridge.minisim.scene_builder import ScenarioParams
 HARD_SUITE = "minisim-hard"
 _HARD_NAMES = tuple(HARD)
 _NORMAL_NAMES = tuple(NORMAL)
+SCENARIO_NAMES = _NORMAL_NAMES + _HARD_NAMES
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,40 @@ def suite_scene_ids(name: str, n: int) -> list[int]:
     """The first ``n`` scene ids of a suite."""
     ids = _hard_test_ids() if name == HARD_SUITE else list(range(suite_size(name)))
     return ids[:n]
+
+
+def of_scenarios(scene_ids: list[int], scenarios: list[str]) -> list[int]:
+    """The scenes among ``scene_ids`` whose scenario is one of ``scenarios`` (in their order)."""
+    unknown = sorted(set(scenarios) - set(SCENARIO_NAMES))
+    if unknown:
+        raise ValueError(f"unknown scenarios {unknown}; known: {sorted(SCENARIO_NAMES)}")
+    kept = [i for i in scene_ids if scenario_of(i) in scenarios]
+    if not kept:
+        raise ValueError(f"none of the {len(scene_ids)} scenes is a {' or '.join(scenarios)} scene")
+    return kept
+
+
+def weighted_scene_order(name: str, weights: dict[str, float]) -> list[int]:
+    """One pass over suite ``name`` in which each scenario's scenes come round ``weights[scenario]``
+    times as often as in the suite (unnamed scenarios: 1; 0 leaves a scenario out).
+
+    A scenario with n scenes and weight w fills round(w·n) places of the pass (at least one
+    when w > 0), cycling through its scenes in id order; the places are spread evenly over
+    the pass, so every stretch of training sees the weighted mix, not one scenario at a time.
+    """
+    if any(w < 0 for w in weights.values()):
+        raise ValueError(f"scenario weights must be >= 0, got {weights}")
+    by_scenario: dict[str, list[int]] = {}
+    for scene_id in suite_scene_ids(name, suite_size(name)):
+        by_scenario.setdefault(scenario_of(scene_id), []).append(scene_id)
+    places = []  # (position in the pass as a fraction, tie-break, scene id)
+    for rank, (scenario, ids) in enumerate(by_scenario.items()):
+        weight = weights.get(scenario, 1.0)
+        count = max(1, round(weight * len(ids))) if weight > 0 else 0
+        places += [((j + 0.5) / count, rank, ids[j % len(ids)]) for j in range(count)]
+    if not places:
+        raise ValueError(f"scenario weights {weights} leave no scene of {name}")
+    return [scene_id for _, _, scene_id in sorted(places)]
 
 
 def generate_scene(suite: str, scene_id: int, episode_steps: int = 100) -> Scene:
