@@ -145,6 +145,14 @@ def compare(
     typer.echo(f"{result.scenes} scenes: A {result.score_a:.3f}, B {result.score_b:.3f}")
     typer.echo(f"A - B = {result.difference:+.3f}, 95 % interval [{low:+.3f}, {high:+.3f}] ({result.resamples} resamples)")
     typer.echo(f"A better in {result.better_a} scenes, B better in {result.better_b}, {result.ties} ties")
+    differing = {name: split for name, split in result.by_scenario.items() if split.better_a or split.better_b}
+    if differing:
+        typer.echo("where they differ, by scenario:")
+        for name, split in sorted(differing.items(), key=lambda item: item[1].difference):
+            typer.echo(
+                f"  {name:<22} A better in {split.better_a}, B in {split.better_b} "
+                f"of {split.scenes} scenes, mean A - B {split.difference:+.3f}"
+            )
 
 
 @app.command("config")

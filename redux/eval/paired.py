@@ -5,12 +5,13 @@ answered scene by scene: the difference of the two driving scores in each scene,
 mean, and a bootstrap interval over scenes. Pairing removes what the scenes themselves
 contribute (a hard scene is hard for both); it narrows the interval only as far as the two
 policies fail in the same scenes, and the count of scenes each wins shows how far that is.
+Split by scenario, the same counts show where each policy loses its scenes.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,23 @@ def scene_driving_scores(table: pd.DataFrame) -> pd.Series:
     return pd.Series(values, index=pd.Index(scene_ids, name="scene_id")).groupby(level=0).mean()
 
 
+def scene_scenarios(table: pd.DataFrame) -> pd.Series:
+    """The scenario of each scene of an evaluation's metrics table (empty for tables without one)."""
+    if "scenario" not in table.columns:
+        return pd.Series(dtype=object, index=pd.Index([], name="scene_id"))
+    return table.groupby("scene_id")["scenario"].first()
+
+
+@dataclass(frozen=True)
+class ScenarioSplit:
+    """The paired comparison restricted to one scenario's scenes."""
+
+    scenes: int
+    difference: float  # mean over these scenes of A's score minus B's
+    better_a: int
+    better_b: int
+
+
 @dataclass(frozen=True)
 class PairedComparison:
     scenes: int
@@ -67,13 +85,17 @@ class PairedComparison:
     better_b: int
     ties: int
     resamples: int
+    by_scenario: dict[str, ScenarioSplit] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def compare_scene_scores(a: pd.Series, b: pd.Series, resamples: int = 10_000, seed: int = 0) -> PairedComparison:
-    """Paired comparison of two per-scene score series over the same scenes."""
+def compare_scene_scores(
+    a: pd.Series, b: pd.Series, resamples: int = 10_000, seed: int = 0, scenarios: pd.Series | None = None
+) -> PairedComparison:
+    """Paired comparison of two per-scene score series over the same scenes; ``scenarios``
+    (scene id → scenario name) splits the counts by scenario."""
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
     only_a, only_b = sorted(set(a.index) - set(b.index)), sorted(set(b.index) - set(a.index))
@@ -100,7 +122,25 @@ def compare_scene_scores(a: pd.Series, b: pd.Series, resamples: int = 10_000, se
         better_b=int((differences < 0).sum()),
         ties=int((differences == 0).sum()),
         resamples=resamples,
+        by_scenario=_split_by_scenario(pd.Series(differences, index=a.index), scenarios),
     )
+
+
+def _split_by_scenario(differences: pd.Series, scenarios: pd.Series | None) -> dict[str, ScenarioSplit]:
+    if scenarios is None or scenarios.empty:
+        return {}
+    unnamed = sorted(set(differences.index) - set(scenarios.index))
+    if unnamed:
+        raise ValueError(f"no scenario for scenes {unnamed[:10]}")
+    splits = {}
+    for name, group in differences.groupby(scenarios.reindex(differences.index)):
+        splits[str(name)] = ScenarioSplit(
+            scenes=len(group),
+            difference=float(group.mean()),
+            better_a=int((group > 0).sum()),
+            better_b=int((group < 0).sum()),
+        )
+    return splits
 
 
 def compare_evaluations(a: Path, b: Path, resamples: int = 10_000, seed: int = 0) -> PairedComparison:
@@ -116,4 +156,5 @@ def compare_evaluations(a: Path, b: Path, resamples: int = 10_000, seed: int = 0
     if None not in suites and suites[0] != suites[1]:
         # scene ids number the scenes of one suite: the same id in two suites is another scene
         raise ValueError(f"the evaluations drove different suites ({suites[0]} and {suites[1]})")
-    return compare_scene_scores(*(scene_driving_scores(t) for t in tables), resamples=resamples, seed=seed)
+    scores = [scene_driving_scores(t) for t in tables]
+    return compare_scene_scores(*scores, resamples=resamples, seed=seed, scenarios=scene_scenarios(tables[0]))

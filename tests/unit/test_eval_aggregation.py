@@ -21,7 +21,7 @@ from redux.actors.evaluation_job import metrics_table
 from redux.cli import app
 from redux.actors.generators.evaluation import EvaluatedRollout
 from redux.eval.metrics import TIME_AGGREGATION, TimeAggregation, TimestepMetrics
-from redux.eval.paired import compare_evaluations, compare_scene_scores, scene_driving_scores
+from redux.eval.paired import ScenarioSplit, compare_evaluations, compare_scene_scores, scene_driving_scores
 from redux.eval.summary import driving_score, km_between_incidents, progress_score, summarize
 
 STEPS = 10
@@ -156,9 +156,12 @@ def test_mean_std_and_seed_interval():
     assert (high - low) / 2 == pytest.approx(1.9842 * np.std(many, ddof=1) / 10, rel=1e-4)  # t(0.975, 99)
 
 
-def _evaluation(tables: dict[int, TimestepMetrics]) -> pd.DataFrame:
+def _evaluation(tables: dict[int, TimestepMetrics], scenarios: dict[int, str] | None = None) -> pd.DataFrame:
     """The metrics.parquet table `redux eval` writes for these rollouts (scene id → table)."""
-    return metrics_table([EvaluatedRollout(scene, "cruise", False, t, 1.0, 0.5) for scene, t in tables.items()])
+    scenarios = scenarios or {}
+    return metrics_table(
+        [EvaluatedRollout(scene, scenarios.get(scene, "cruise"), False, t, 1.0, 0.5) for scene, t in tables.items()]
+    )
 
 
 def test_scene_scores_from_the_saved_table_are_the_scores_summarize_averages():
@@ -194,6 +197,29 @@ def test_the_paired_difference_and_its_interval_stay_within_the_scene_difference
     assert result.difference == pytest.approx(differences.mean())
     low, high = result.interval_95
     assert differences.min() - 1e-12 <= low <= high <= differences.max() + 1e-12
+
+
+def test_the_comparison_splits_the_scenes_each_policy_wins_by_scenario(tmp_path):
+    scenarios = {0: "curve", 1: "curve", 2: "curve", 3: "nudge", 4: "straight"}
+    teacher = {0: table(offroad=at(5)), 1: table(offroad=at(5)), 2: table(), 3: table(), 4: table()}
+    keeper = {0: table(), 1: table(), 2: table(), 3: table(collision_front=at(5)), 4: table()}
+    for name, rollouts in (("teacher", teacher), ("keeper", keeper)):
+        (tmp_path / name).mkdir()
+        _evaluation(rollouts, scenarios).to_parquet(tmp_path / name / "metrics.parquet")
+    result = compare_evaluations(tmp_path / "teacher", tmp_path / "keeper", resamples=50)
+    assert result.by_scenario == {
+        "curve": ScenarioSplit(scenes=3, difference=pytest.approx(-2 / 3), better_a=0, better_b=2),
+        "nudge": ScenarioSplit(scenes=1, difference=1.0, better_a=1, better_b=0),
+        "straight": ScenarioSplit(scenes=1, difference=0.0, better_a=0, better_b=0),
+    }
+    assert sum(split.better_b for split in result.by_scenario.values()) == result.better_b
+    output = CliRunner().invoke(app, ["compare", str(tmp_path / "teacher"), str(tmp_path / "keeper")]).output
+    lines = output.splitlines()
+    curve, nudge = (next(i for i, line in enumerate(lines) if line.strip().startswith(n)) for n in ("curve", "nudge"))
+    assert curve < nudge and "B in 2 of 3 scenes" in lines[curve] and "straight" not in output  # worst first; ties left out
+    with pytest.raises(ValueError, match="no scenario for scenes \\[4\\]"):
+        compare_scene_scores(pd.Series([1.0, 0.0], index=[3, 4]), pd.Series([0.0, 0.0], index=[3, 4]),
+                             scenarios=pd.Series({3: "nudge"}))
 
 
 def test_comparisons_refuse_different_scenes_suites_and_folders(tmp_path):
