@@ -291,6 +291,11 @@ class LearnerConfig(_Section):
     num_cpus: float = Field(1.0, gt=0.0)
     torch_threads: int = Field(1, ge=1)
     take_timeout_s: float = Field(120.0, gt=0.0, description="a learner step with no data for this long fails the run")
+    jit_lock_stale_s: float = Field(
+        600.0, gt=0.0,
+        description="before DeepSpeed starts, the learner waits while torch extension build locks are held and removes "
+        "any older than this as left by a killed build (torch would wait on it for ever); the op builds in ~90 s here",
+    )
 
     @model_validator(mode="after")
     def _checkpoints_hold_published_weights(self) -> LearnerConfig:

@@ -20,6 +20,7 @@ import torch.distributed
 from torch import nn
 
 from redux.config import LearnerConfig
+from redux.learner.jit_build_locks import settle_build_locks
 from redux.learner.objectives import Loss
 
 # DeepSpeed's own progress line every N steps duplicates our telemetry; push it out of sight.
@@ -32,6 +33,7 @@ _CLIENT_STATE_KEY = "redux"
 class DeepSpeedTrainer:
     def __init__(self, model: nn.Module, cfg: LearnerConfig):
         _init_single_process_world()
+        settle_build_locks(cfg.jit_lock_stale_s)
         config = {
             "train_batch_size": cfg.rollouts_per_step,
             "gradient_clipping": cfg.grad_clip,

@@ -2,11 +2,15 @@
 the consume-train-ack-publish loop, resume, and staleness accounting."""
 
 import math
+import os
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from torch.utils.cpp_extension import _get_build_directory
 
 from redux.bench.learner import run_learner_bench, synthetic_rollout_tensors
 from redux.buffer.codec import RolloutRecord, decode_tensors, encode_tensors
@@ -163,6 +167,19 @@ def test_cosine_schedule_warms_up_decays_and_resumes_where_it_stopped(tmp_path):
 def test_load_without_a_checkpoint_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="no DeepSpeed checkpoint"):
         trainer_for(small_cfg(), seed=0).load(tmp_path)
+
+
+def test_a_lock_left_by_a_killed_extension_build_does_not_hang_the_next_engine():
+    # torch waits for ever on this file; without the clean-up the test runs into its timeout
+    lock = Path(_get_build_directory("deepspeed_shm_comm", False)) / "lock"
+    lock.touch()
+    try:
+        hour_ago = time.time() - 3600
+        os.utime(lock, (hour_ago, hour_ago))
+        trainer_for(small_cfg(), seed=0).step(fixed_batch(small_cfg()), BC)
+        assert not lock.exists()
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def test_named_weights_load_strictly_into_a_replica():
