@@ -294,7 +294,7 @@ class LearnerConfig(_Section):
     jit_lock_stale_s: float = Field(
         600.0, gt=0.0,
         description="before DeepSpeed starts, the learner waits while torch extension build locks are held and removes "
-        "any older than this as left by a killed build (torch would wait on it for ever); the op builds in ~90 s here",
+        "any older than this as left by a killed build (torch would wait on it for ever); the op builds in under 2 min here",
     )
 
     @model_validator(mode="after")

@@ -4,7 +4,7 @@ DeepSpeed JIT-compiles a communication op (``deepspeed_shm_comm``) the first tim
 engine starts on the CPU accelerator, and reloads it through torch's extension
 loader on every later start. The loader guards each build folder with a bare
 ``lock`` file and waits, without end, for that file to disappear. A process killed
-while holding it (Ctrl-C during the first ~90 s build, an OOM kill, a timed-out job)
+while holding it (Ctrl-C during the first build, an OOM kill, a timed-out job)
 leaves the file behind, and from then on every learner on the machine hangs in
 ``deepspeed.initialize`` with no message. The file records no owner, so the only
 safe sign that nobody holds it is age: no build here takes anywhere near as long
